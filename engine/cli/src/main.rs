@@ -1,0 +1,92 @@
+//! `cordon`: incident-response playbooks for IoT and OT fleets.
+
+mod catalog;
+mod cli;
+mod demo_cmd;
+mod graph_cmd;
+mod validate_cmd;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use cli::{Cli, Command};
+
+/// Exit codes, stable for scripts.
+pub(crate) mod exit {
+    /// Everything checked out.
+    pub const OK: u8 = 0;
+    /// The playbook has problems (diagnostics were printed).
+    pub const PROBLEMS: u8 = 1;
+    /// The command was used wrongly: unknown flag, unreadable file (clap uses 2 too).
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Commands write into a buffer that is written once at the end, so a
+    // closed pipe (`cordon demo | head`) is an ordinary exit, not a panic.
+    let mut out = Output::default();
+    let result = match cli.command {
+        Command::Validate(args) => validate_cmd::run(&args, &mut out),
+        Command::Graph(args) => graph_cmd::run(&args, &mut out),
+        Command::Schema => {
+            out.stdout
+                .push_str(&cordon_playbook::schema::playbook_schema_text());
+            Ok(exit::OK)
+        }
+        Command::Explain { code } => explain(code.as_deref(), &mut out),
+        Command::Demo { dir } => demo_cmd::run(&dir, &mut out),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(out.stdout.as_bytes())
+        .and_then(|()| stdout.flush());
+    let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// What a command prints: written once, stdout first, when it is done.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// The command's result.
+    pub stdout: String,
+    /// Summaries and complaints meant for a person.
+    pub stderr: String,
+}
+
+fn explain(code: Option<&str>, out: &mut Output) -> anyhow::Result<u8> {
+    use std::fmt::Write as _;
+
+    use cordon_playbook::codes::{Code, reference_markdown};
+    match code {
+        None => out.stdout.push_str(&reference_markdown()),
+        Some(wanted) => {
+            let code = Code::ALL
+                .iter()
+                .find(|c| c.as_str().eq_ignore_ascii_case(wanted))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{wanted}` is not a Cordon diagnostic code (see `cordon explain`)"
+                    )
+                })?;
+            writeln!(
+                out.stdout,
+                "{} — {} ({})\n\n{}\n\nhelp: {}",
+                code.as_str(),
+                code.title(),
+                code.severity(),
+                code.explanation(),
+                code.hint()
+            )?;
+        }
+    }
+    Ok(exit::OK)
+}

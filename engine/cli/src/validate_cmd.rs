@@ -1,0 +1,43 @@
+//! `cordon validate`.
+
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use cordon_playbook::{Context, Diagnostic, validate};
+
+use crate::catalog::{playbook_index, plugin_catalog};
+use crate::cli::{DiagnosticFormat, ValidateArgs};
+use crate::exit;
+
+pub fn run(args: &ValidateArgs, out: &mut crate::Output) -> anyhow::Result<u8> {
+    let plugins = plugin_catalog(&args.catalog.plugin_dirs)?;
+    let index = playbook_index(&args.files);
+    let ctx = Context {
+        playbooks: Some(&index),
+        ..Context::new(&plugins)
+    };
+    let mut all: Vec<Diagnostic> = Vec::new();
+    for file in &args.files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let validation = validate(&file.display().to_string(), &bytes, &ctx);
+        all.extend(validation.diagnostics);
+    }
+    let errors = all.iter().filter(|d| d.is_error()).count();
+    let warnings = all.len() - errors;
+    match args.format {
+        DiagnosticFormat::Json => writeln!(out.stdout, "{}", serde_json::to_string_pretty(&all)?)?,
+        DiagnosticFormat::Text => {
+            for d in &all {
+                write!(out.stdout, "{}", d.render())?;
+            }
+            writeln!(
+                out.stderr,
+                "{} file(s) checked: {errors} error(s), {warnings} warning(s)",
+                args.files.len()
+            )?;
+        }
+    }
+    let failed = errors > 0 || (args.strict && warnings > 0);
+    Ok(if failed { exit::PROBLEMS } else { exit::OK })
+}

@@ -1,0 +1,195 @@
+//! The `cordon` binary as a user runs it: exit codes, output formats, help.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cordon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("CORDON_PLUGINS")
+        .output()
+        .expect("run cordon")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn example_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("playbooks"))
+        .expect("playbooks/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            format!(
+                "playbooks/{}",
+                p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn examples_validate_with_exit_zero() {
+    let files = example_files();
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = cordon(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn an_invalid_fixture_exits_one_with_located_diagnostics() {
+    let out = cordon(&[
+        "validate",
+        "tests/playbooks/invalid/001-broken-indentation.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let first = text.lines().next().expect("a diagnostic line");
+    assert!(
+        first.starts_with("tests/playbooks/invalid/001-broken-indentation.yaml:"),
+        "{first}"
+    );
+    assert!(first.contains(": error[P001]: "), "{first}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("  help: ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_format_is_one_array_of_spec_objects() {
+    let out = cordon(&[
+        "validate",
+        "--format",
+        "json",
+        "tests/playbooks/invalid/001-broken-indentation.yaml",
+        "playbooks/restore-device.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let items = value.as_array().expect("array");
+    assert!(!items.is_empty());
+    for item in items {
+        let keys: Vec<&str> = item
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["code", "severity", "message", "file", "line", "col", "hint"]
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(cordon(&["validate"]).status.code(), Some(2), "no file");
+    assert_eq!(
+        cordon(&["validate", "--frmat", "json", "x.yaml"])
+            .status
+            .code(),
+        Some(2),
+        "unknown flag"
+    );
+    assert_eq!(
+        cordon(&["validate", "does/not/exist.yaml"]).status.code(),
+        Some(2),
+        "missing file"
+    );
+    assert_eq!(
+        cordon(&["graph", "playbooks/restore-device.yaml", "--format", "png"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn graph_renders_gates_and_irreversible_steps_distinctly() {
+    let out = cordon(&["graph", "playbooks/isolate-compromised-device.yaml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mermaid = stdout(&out);
+    assert!(mermaid.contains("flowchart TD"));
+    assert!(mermaid.contains("{{\""), "gates are hexagons:\n{mermaid}");
+    assert!(
+        mermaid.contains(" irreversible\n") || mermaid.contains(" irreversible"),
+        "{mermaid}"
+    );
+
+    let out = cordon(&[
+        "graph",
+        "playbooks/isolate-compromised-device.yaml",
+        "--format",
+        "dot",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let dot = stdout(&out);
+    assert!(dot.starts_with("digraph "));
+    assert!(dot.contains("shape=hexagon"));
+    assert!(dot.contains("peripheries=2"));
+}
+
+#[test]
+fn graph_of_an_invalid_playbook_exits_one() {
+    let out = cordon(&[
+        "graph",
+        "tests/playbooks/invalid/001-broken-indentation.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[P001]"));
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let out = cordon(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed =
+        std::fs::read_to_string(repo().join("schemas/playbook.schema.json")).expect("schema file");
+    assert_eq!(stdout(&out), committed);
+}
+
+#[test]
+fn explain_describes_a_code() {
+    let out = cordon(&["explain", "g203"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("G203 — dependency cycle"));
+    assert_eq!(cordon(&["explain", "Z999"]).status.code(), Some(2));
+}
+
+#[test]
+fn help_speaks_to_a_responder() {
+    let out = cordon(&["validate", "--help"]);
+    let help = stdout(&out);
+    assert!(
+        help.contains("Exit status: 0 no errors, 1 errors found"),
+        "{help}"
+    );
+    assert!(help.contains("--format"));
+}
