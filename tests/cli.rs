@@ -193,3 +193,28 @@ fn help_speaks_to_a_responder() {
     );
     assert!(help.contains("--format"));
 }
+
+#[test]
+fn stdin_and_github_annotations() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["validate", "--format", "github", "-"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"cordon: v1\nname: x\nversion: 1.0.0\nsteps:\n  - id: a\n    wait: 1s\n    needs: [b]\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("::error file=<stdin>,line=7,col=13,title=G202 unknown step in `needs`::step `a` needs `b`"),
+        "{text}"
+    );
+}

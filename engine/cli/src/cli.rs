@@ -48,7 +48,7 @@ pub struct CatalogArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Playbook files to check.
+    /// Playbook files to check; `-` reads one playbook from standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format.
@@ -67,6 +67,8 @@ pub enum DiagnosticFormat {
     Text,
     /// One JSON array of `{code, severity, message, file, line, col, hint}`.
     Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…`), shown as annotations on pull requests.
+    Github,
 }
 
 #[derive(Debug, Args)]
