@@ -124,7 +124,7 @@ codes! {
         "use a value inside the allowed range";
     NoMatchingForm = "S107", Error, "value not accepted",
         "The value breaks a rule of the schema that no more specific code covers, or matches none of several forms of the same type. (Wrong types, choices, formats and ranges have their own codes.)",
-        "use one of the forms described in the message";
+        "change the value as the message describes";
     InvalidVersion = "S108", Error, "invalid semantic version",
         "`version` must be a semantic version (`MAJOR.MINOR.PATCH`); published versions are compared and pinned by it.",
         "write the version as `1.0.0`";

@@ -188,10 +188,39 @@ textual!(
 );
 
 /// A boolean CEL expression, written bare (`inputs.force`) or wrapped
-/// (`${{ inputs.force }}`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+/// (`${{ inputs.force }}`). A plain YAML `true` or `false` is the constant
+/// condition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Condition(pub String);
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Constant(bool),
+        }
+        Ok(Condition(match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text,
+            Raw::Constant(b) => b.to_string(),
+        }))
+    }
+}
+
+impl JsonSchema for Condition {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Condition")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "boolean"],
+            "description": "A CEL condition, bare (`inputs.force`) or wrapped (`${{ inputs.force }}`), or the constant `true`/`false`.",
+        })
+    }
+}
 
 /// A string that may embed CEL expressions as `${{ … }}`. A value that is a
 /// single `${{ … }}` takes the expression's type; otherwise the parts are

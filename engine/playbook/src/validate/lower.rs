@@ -48,16 +48,51 @@ pub(crate) struct Document {
     pub(crate) drill: Option<DrillObjective>,
 }
 
+/// Why a section did not lower: where serde stopped (a full document path)
+/// and what it said. The schema explains almost every such failure; this is
+/// the fallback for the few rules only the Rust types know (a version with a
+/// leading zero in a sub-playbook reference, say).
+#[derive(Debug, Clone)]
+pub(crate) struct LowerFailure {
+    /// The section that did not lower.
+    pub(crate) section: Vec<PathSeg>,
+    /// The value serde refused.
+    pub(crate) at: Vec<PathSeg>,
+    /// serde's message.
+    pub(crate) message: String,
+}
+
+fn deserialize<T: DeserializeOwned>(raw: Value, base: &[PathSeg]) -> Result<T, LowerFailure> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let mut at = base.to_vec();
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => at.push(PathSeg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => at.push(PathSeg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        LowerFailure {
+            section: base.to_vec(),
+            at,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
 /// Lowers `raw`; on failure, drops the fields under `base` that a schema
-/// error names and tries once more. Returns the value and the dropped fields.
+/// error names and tries once more. Returns the value (or why not) and the
+/// dropped fields.
 fn lower_pruned<T: DeserializeOwned>(
     raw: &Value,
     base: &[PathSeg],
     broken: &[Vec<PathSeg>],
-) -> (Option<T>, HashSet<String>) {
-    if let Ok(value) = serde_json::from_value(raw.clone()) {
-        return (Some(value), HashSet::new());
-    }
+) -> (Result<T, LowerFailure>, HashSet<String>) {
+    let first = match deserialize(raw.clone(), base) {
+        Ok(value) => return (Ok(value), HashSet::new()),
+        Err(failure) => failure,
+    };
     let pruned: HashSet<String> = broken
         .iter()
         .filter(|p| p.len() > base.len() && p.starts_with(base))
@@ -67,17 +102,22 @@ fn lower_pruned<T: DeserializeOwned>(
         })
         .collect();
     let Value::Object(map) = raw else {
-        return (None, pruned);
+        return (Err(first), pruned);
     };
     if pruned.is_empty() {
-        return (None, pruned);
+        return (Err(first), pruned);
     }
     let kept: serde_json::Map<String, Value> = map
         .iter()
         .filter(|(k, _)| !pruned.contains(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    (serde_json::from_value(Value::Object(kept)).ok(), pruned)
+    (deserialize(Value::Object(kept), base), pruned)
+}
+
+/// The lowered value, or `None` with the failure recorded.
+fn keep<T>(lowered: Result<T, LowerFailure>, failed: &mut Vec<LowerFailure>) -> Option<T> {
+    lowered.map_err(|failure| failed.push(failure)).ok()
 }
 
 fn key(k: &str) -> PathSeg {
@@ -90,89 +130,91 @@ fn key(k: &str) -> PathSeg {
 pub(crate) fn lower_document(
     json: &Value,
     broken: &[Vec<PathSeg>],
-) -> (Document, Vec<Vec<PathSeg>>) {
+) -> (Document, Vec<LowerFailure>) {
     let mut failed = Vec::new();
     let mut doc = Document::default();
     if let Some(inputs) = json.get("inputs").and_then(Value::as_object) {
         for (name, raw) in inputs {
             doc.input_names.insert(name.clone());
-            let base = vec![key("inputs"), key(name)];
-            match lower_pruned::<InputSpec>(raw, &base, broken).0 {
-                Some(spec) => {
-                    doc.inputs.insert(name.clone(), spec);
-                }
-                None => failed.push(base),
+            let base = [key("inputs"), key(name)];
+            if let Some(spec) = keep(lower_pruned::<InputSpec>(raw, &base, broken).0, &mut failed) {
+                doc.inputs.insert(name.clone(), spec);
             }
         }
     }
-    for (list, kind) in [("webhooks", 0), ("schedules", 1)] {
-        let Some(items) = json
-            .get("triggers")
-            .and_then(|t| t.get(list))
-            .and_then(Value::as_array)
-        else {
-            continue;
-        };
-        for (k, raw) in items.iter().enumerate() {
-            let base = vec![key("triggers"), key(list), PathSeg::Index(k)];
-            let lowered = if kind == 0 {
-                lower_pruned::<WebhookBinding>(raw, &base, broken)
-                    .0
-                    .map(|w| doc.webhooks.push((k, w)))
-            } else {
-                lower_pruned::<ScheduleBinding>(raw, &base, broken)
-                    .0
-                    .map(|s| doc.schedules.push((k, s)))
-            };
-            if lowered.is_none() {
-                failed.push(base);
-            }
+    let triggers = json.get("triggers");
+    for (k, raw) in triggers
+        .and_then(|t| t.get("webhooks"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let base = [key("triggers"), key("webhooks"), PathSeg::Index(k)];
+        if let Some(hook) = keep(
+            lower_pruned::<WebhookBinding>(raw, &base, broken).0,
+            &mut failed,
+        ) {
+            doc.webhooks.push((k, hook));
+        }
+    }
+    for (k, raw) in triggers
+        .and_then(|t| t.get("schedules"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let base = [key("triggers"), key("schedules"), PathSeg::Index(k)];
+        if let Some(schedule) = keep(
+            lower_pruned::<ScheduleBinding>(raw, &base, broken).0,
+            &mut failed,
+        ) {
+            doc.schedules.push((k, schedule));
         }
     }
     if let Some(raw) = json.get("on_failure") {
-        doc.on_failure = lower_pruned(raw, &[key("on_failure")], broken).0;
-        if doc.on_failure.is_none() {
-            failed.push(vec![key("on_failure")]);
-        }
+        doc.on_failure = keep(
+            lower_pruned(raw, &[key("on_failure")], broken).0,
+            &mut failed,
+        );
     }
     if let Some(raw) = json.get("concurrency") {
-        doc.concurrency = lower_pruned(raw, &[key("concurrency")], broken).0;
-        if doc.concurrency.is_none() {
-            failed.push(vec![key("concurrency")]);
-        }
+        doc.concurrency = keep(
+            lower_pruned(raw, &[key("concurrency")], broken).0,
+            &mut failed,
+        );
     }
     if let Some(raw) = json.get("drill") {
-        doc.drill = lower_pruned(raw, &[key("drill")], broken).0;
-        if doc.drill.is_none() {
-            failed.push(vec![key("drill")]);
-        }
+        doc.drill = keep(lower_pruned(raw, &[key("drill")], broken).0, &mut failed);
     }
-    if let Some(steps) = json.get("steps").and_then(Value::as_array) {
-        for (index, raw) in steps.iter().enumerate() {
-            let base = vec![key("steps"), PathSeg::Index(index)];
-            let (step, pruned) = lower_pruned::<Step>(raw, &base, broken);
-            if step.is_none() {
-                failed.push(base);
-            }
-            let needs = raw
-                .get("needs")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .enumerate()
-                        .filter_map(|(i, n)| n.as_str().map(|s| (i, s.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            doc.steps.push(StepEntry {
-                index,
-                id: raw.get("id").and_then(Value::as_str).map(str::to_string),
-                needs,
-                handler: raw.get("handler").and_then(Value::as_bool).unwrap_or(false),
-                step,
-                pruned,
-            });
-        }
+    for (index, raw) in json
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let base = [key("steps"), PathSeg::Index(index)];
+        let (step, pruned) = lower_pruned::<Step>(raw, &base, broken);
+        let needs = raw
+            .get("needs")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.as_str().map(|s| (i, s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        doc.steps.push(StepEntry {
+            index,
+            id: raw.get("id").and_then(Value::as_str).map(str::to_string),
+            needs,
+            handler: raw.get("handler").and_then(Value::as_bool).unwrap_or(false),
+            step: keep(step, &mut failed),
+            pruned,
+        });
     }
     (doc, failed)
 }

@@ -200,16 +200,18 @@ fn run(source: &[u8], ctx: &Context<'_>, report: &mut Report<'_>) -> Option<Play
     let mut scoped = Report::new(report_file(report));
     scoped.set_root(root);
     let broken = schema_check::check(&json, root, &mut scoped);
-    let (doc, unexplained) = lower::lower_document(&json, &broken);
-    for path in unexplained {
+    let (doc, failures) = lower::lower_document(&json, &broken);
+    for failure in failures {
+        // The schema explains nearly every failure; report only what it missed.
         let explained = broken
             .iter()
-            .any(|b| b.starts_with(&path) || path.starts_with(b));
+            .any(|b| b.starts_with(&failure.section) || failure.section.starts_with(b));
         if !explained {
+            let place = describe(Some(root), &failure.at);
             scoped.at_value(
                 Code::NoMatchingForm,
-                &path,
-                format!("{} could not be read", describe(Some(root), &path)),
+                &failure.at,
+                format!("{place} is not accepted: {}", failure.message),
             );
         }
     }

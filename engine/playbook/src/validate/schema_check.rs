@@ -94,7 +94,11 @@ fn explain(
             for name in unexpected {
                 let mut field = path.clone();
                 field.push(PathSeg::Key(name.clone()));
-                let hint = did_you_mean(name, allowed.iter().map(String::as_str), "fields");
+                let hint = if name == "<<" {
+                    "YAML merge keys (`<<`) are not supported: repeat the fields, or anchor and alias a whole value".to_string()
+                } else {
+                    did_you_mean(name, allowed.iter().map(String::as_str), "fields")
+                };
                 report
                     .at_key(
                         Code::UnknownField,
@@ -116,6 +120,16 @@ fn explain(
                 .hint(format!("add `{name}:`"));
         }
         ValidationErrorKind::Type { kind } => {
+            let wants_text = matches!(kind, TypeKind::Single(t) if t.to_string() == "string");
+            let hint = if wants_text && (instance.is_number() || instance.is_boolean()) {
+                // `version: 1.0` or `name: yes`: YAML read a number or a boolean.
+                format!(
+                    "YAML reads `{instance}` as {}; put it in quotes to make it text",
+                    json_type(instance)
+                )
+            } else {
+                schema_description(error).unwrap_or_else(|| Code::WrongType.hint().to_string())
+            };
             report
                 .at_value(
                     Code::WrongType,
@@ -126,9 +140,7 @@ fn explain(
                         json_type(instance)
                     ),
                 )
-                .hint(
-                    schema_description(error).unwrap_or_else(|| Code::WrongType.hint().to_string()),
-                );
+                .hint(hint);
         }
         ValidationErrorKind::Enum { options } => {
             let choices = options
