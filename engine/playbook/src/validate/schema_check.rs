@@ -121,14 +121,17 @@ fn explain(
         }
         ValidationErrorKind::Type { kind } => {
             let wants_text = matches!(kind, TypeKind::Single(t) if t.to_string() == "string");
+            let described =
+                schema_description(error).unwrap_or_else(|| Code::WrongType.hint().to_string());
             let hint = if wants_text && (instance.is_number() || instance.is_boolean()) {
-                // `version: 1.0` or `name: yes`: YAML read a number or a boolean.
+                // `version: 1.0` or `timeout: 300`: YAML read a number or a boolean.
                 format!(
-                    "YAML reads `{instance}` as {}; put it in quotes to make it text",
+                    "{} (YAML reads `{instance}` as {}: text needs quotes)",
+                    described.trim_end_matches('.'),
                     json_type(instance)
                 )
             } else {
-                schema_description(error).unwrap_or_else(|| Code::WrongType.hint().to_string())
+                described
             };
             report
                 .at_value(
