@@ -218,3 +218,160 @@ fn stdin_and_github_annotations() {
         "{text}"
     );
 }
+
+/// A fresh SQLite database for one test, removed afterwards.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        let dir = std::env::temp_dir().join(format!("cordon-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDb(dir)
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.join("cordon.db").display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cordon_db(db: &TempDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .current_dir(repo())
+        .env("CORDON_DATABASE", db.url())
+        .env("USER", "alice")
+        .output()
+        .expect("run cordon")
+}
+
+#[test]
+fn publish_versions_show_and_diff() {
+    let db = TempDb::new("publish");
+    let original = "playbooks/isolate-compromised-device.yaml";
+    let out = cordon_db(&db, &["publish", original]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).starts_with("published isolate-compromised-device@1.2.0 sha256:"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = cordon_db(&db, &["publish", original]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("unchanged: "), "{}", stdout(&out));
+
+    // Same version, different content: refused, nothing written.
+    let text = std::fs::read_to_string(repo().join(original)).expect("read");
+    let changed = db.0.join("changed.yaml");
+    std::fs::create_dir_all(&db.0).expect("dir");
+    std::fs::write(&changed, text.replace("min: 2", "min: 3")).expect("write");
+    let out = cordon_db(&db, &["publish", changed.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already published with different content")
+    );
+
+    let newer = db.0.join("newer.yaml");
+    std::fs::write(
+        &newer,
+        text.replace("min: 2", "min: 3")
+            .replace("version: 1.2.0", "version: 1.3.0"),
+    )
+    .expect("write");
+    assert_eq!(
+        cordon_db(&db, &["publish", newer.to_str().expect("utf-8")])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let out = cordon_db(&db, &["versions", "isolate-compromised-device"]);
+    let listing = stdout(&out);
+    let versions: Vec<&str> = listing
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(versions, ["1.2.0", "1.3.0"], "{listing}");
+    assert!(listing.contains("alice"));
+
+    let out = cordon_db(&db, &["show", "isolate-compromised-device@1.2.0"]);
+    assert_eq!(out.status.code(), Some(0));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("# plugin:       revoke-cert@1 = 1.0.0"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(&text),
+        "show prints the published source byte for byte"
+    );
+
+    let out = cordon_db(&db, &["diff", "isolate-compromised-device@1.2.0", "1.3.0"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "--- isolate-compromised-device@1.2.0\n+++ isolate-compromised-device@1.3.0\n~ version: \"1.2.0\" → \"1.3.0\"\n~ step approve-revoke\n    ~ approval.min: 2 → 3\n"
+    );
+
+    assert_eq!(
+        cordon_db(&db, &["show", "isolate-compromised-device@9.9.9"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        cordon_db(&db, &["versions", "nothing-here"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn publishing_an_invalid_playbook_writes_nothing() {
+    let db = TempDb::new("invalid");
+    let out = cordon_db(
+        &db,
+        &[
+            "publish",
+            "tests/playbooks/invalid/079-revoke-without-approval.yaml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("error[A501]"));
+    assert_eq!(
+        cordon_db(&db, &["versions", "revoke-without-approval"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args([
+            "versions",
+            "x",
+            "--database",
+            "postgres://cordon:pw@127.0.0.1:1/cordon",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the database at postgres://…@127.0.0.1:1/cordon"),
+        "{err}"
+    );
+}

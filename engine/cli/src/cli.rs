@@ -25,6 +25,34 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the playbook JSON Schema (for editors and CI).
     Schema,
+    /// Validate a playbook and store it as an immutable version (name, semver, SHA-256 of its content).
+    ///
+    /// Publishing the same name and version again with the same content changes nothing;
+    /// with different content it is refused (exit 1): publish a new version instead.
+    Publish(PublishArgs),
+    /// List the published versions of a playbook, oldest first.
+    Versions {
+        /// The playbook's name.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print a published version exactly as it was published, with its digest and plugin pins.
+    Show {
+        /// `NAME@VERSION`, or `NAME` for the newest version.
+        reference: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Show what changed between two published versions, step by step.
+    Diff {
+        /// The older version, `NAME@VERSION`.
+        from: String,
+        /// The newer version, `NAME@VERSION` (or just `VERSION` for the same playbook).
+        to: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -44,6 +72,29 @@ pub struct CatalogArgs {
     /// A directory of plugin descriptor files (`*.json`) to add to the built-in catalog. Repeatable.
     #[arg(long = "plugins", value_name = "DIR", env = "CORDON_PLUGINS")]
     pub plugin_dirs: Vec<PathBuf>,
+}
+
+/// Where Cordon keeps its state.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`.
+    /// Default: `cordon.db` in Cordon's data directory ($CORDON_HOME, else e.g. ~/.local/share/cordon).
+    #[arg(long = "database", value_name = "URL", env = "CORDON_DATABASE")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The playbook file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Who publishes (recorded with the version). Default: $USER.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 #[derive(Debug, Args)]

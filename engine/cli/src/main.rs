@@ -5,6 +5,7 @@ mod cli;
 mod demo_cmd;
 mod graph_cmd;
 mod validate_cmd;
+mod versions_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -38,6 +39,13 @@ fn main() -> ExitCode {
         }
         Command::Explain { code } => explain(code.as_deref(), &mut out),
         Command::Demo { dir } => demo_cmd::run(&dir, &mut out),
+        Command::Publish(args) => versions_cmd::publish(&args, &mut out),
+        Command::Versions { name, database } => versions_cmd::versions(&name, &database, &mut out),
+        Command::Show {
+            reference,
+            database,
+        } => versions_cmd::show(&reference, &database, &mut out),
+        Command::Diff { from, to, database } => versions_cmd::diff(&from, &to, &database, &mut out),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod codes;
 pub mod diagnostic;
+pub mod diff;
 pub mod expr;
 pub mod model;
 pub mod schema;

@@ -1,0 +1,210 @@
+//! `cordon publish`, `versions`, `show`, `diff`: immutable playbook versions.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, anyhow};
+use cordon_playbook::{Context, PlaybookIndex, validate};
+use cordon_storage::{NewVersion, PluginPin, PublishOutcome, Store};
+
+use crate::catalog::plugin_catalog;
+use crate::cli::{DatabaseArgs, PublishArgs};
+use crate::{Output, exit};
+
+/// The database URL: `--database`, `CORDON_DATABASE`, or the default file.
+pub fn database_url(args: &DatabaseArgs) -> anyhow::Result<String> {
+    if let Some(url) = &args.url {
+        return Ok(url.clone());
+    }
+    let home = std::env::var_os("CORDON_HOME").map(Into::into);
+    cordon_storage::default_database_url(home, dirs::data_dir())
+        .ok_or_else(|| anyhow!("no data directory: set CORDON_HOME or pass --database URL"))
+}
+
+/// Runs `work` against the store on a small runtime of its own (the CLI is
+/// synchronous elsewhere).
+fn with_store<T>(
+    args: &DatabaseArgs,
+    work: impl AsyncFnOnce(&Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let url = database_url(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Store::open(&url).await?;
+        let result = work(&store).await;
+        store.close().await?;
+        result
+    })
+}
+
+/// Splits `NAME@VERSION` (the version is optional).
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    match reference.rsplit_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (reference, None),
+    }
+}
+
+pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let plugins = plugin_catalog(&args.catalog.plugin_dirs)?;
+    let by = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let file = args.file.display().to_string();
+    with_store(&args.database, async |store| {
+        // Sub-playbooks resolve against what is published: a version pins them.
+        let mut index = PlaybookIndex::default();
+        for stored in store.all_versions().await? {
+            if let Ok(version) = semver::Version::parse(&stored.version) {
+                index.insert(&stored.name, version, stored.playbook.inputs.clone());
+            }
+        }
+        let ctx = Context {
+            playbooks: Some(&index),
+            ..Context::new(&plugins)
+        };
+        let validation = validate(&file, &bytes, &ctx);
+        for d in &validation.diagnostics {
+            out.stdout.push_str(&d.render());
+        }
+        let Some(valid) = validation.into_valid() else {
+            writeln!(out.stderr, "not published: {file} does not validate")?;
+            return Ok(exit::PROBLEMS);
+        };
+        let playbook = valid.playbook();
+        let mut pins = BTreeMap::new();
+        for uses in playbook.steps.iter().filter_map(|s| s.uses.as_ref()) {
+            if let Some(descriptor) = plugins.get(&uses.name, uses.major) {
+                pins.insert(
+                    uses.to_string(),
+                    PluginPin {
+                        version: descriptor.version.to_string(),
+                        digest: None,
+                    },
+                );
+            }
+        }
+        let source = String::from_utf8(bytes.clone())?;
+        let new = NewVersion::new(playbook, source, pins, chrono::Utc::now(), by)?;
+        match store.publish(new).await {
+            Ok(PublishOutcome::Published(v)) => {
+                writeln!(
+                    out.stdout,
+                    "published {}@{} {}",
+                    v.name, v.version, v.digest
+                )?;
+                Ok(exit::OK)
+            }
+            Ok(PublishOutcome::AlreadyPublished(v)) => {
+                writeln!(
+                    out.stdout,
+                    "unchanged: {}@{} is already published with this content ({})",
+                    v.name, v.version, v.digest
+                )?;
+                Ok(exit::OK)
+            }
+            Err(e @ cordon_storage::StorageError::VersionConflict { .. }) => {
+                writeln!(out.stderr, "error: {e}")?;
+                Ok(exit::PROBLEMS)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+pub fn versions(name: &str, database: &DatabaseArgs, out: &mut Output) -> anyhow::Result<u8> {
+    with_store(database, async |store| {
+        let versions = store.versions(name).await?;
+        if versions.is_empty() {
+            writeln!(out.stderr, "no published versions of `{name}`")?;
+            return Ok(exit::PROBLEMS);
+        }
+        writeln!(
+            out.stdout,
+            "{:<16} {:<25} {:<16} DIGEST",
+            "VERSION", "PUBLISHED", "BY"
+        )?;
+        for v in versions {
+            writeln!(
+                out.stdout,
+                "{:<16} {:<25} {:<16} {}",
+                v.version,
+                v.published_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                v.published_by,
+                v.digest
+            )?;
+        }
+        Ok(exit::OK)
+    })
+}
+
+pub fn show(reference: &str, database: &DatabaseArgs, out: &mut Output) -> anyhow::Result<u8> {
+    let (name, version) = split_reference(reference);
+    with_store(database, async |store| {
+        let found = match version {
+            Some(v) => store.version(name, v).await?,
+            None => store.latest(name).await?,
+        };
+        let Some(v) = found else {
+            writeln!(
+                out.stderr,
+                "error: `{reference}` is not published (see `cordon versions {name}`)"
+            )?;
+            return Ok(exit::PROBLEMS);
+        };
+        writeln!(
+            out.stdout,
+            "# {}@{}\n# digest:       {}\n# published:    {} by {}",
+            v.name,
+            v.version,
+            v.digest,
+            v.published_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            v.published_by
+        )?;
+        for (uses, pin) in &v.plugins {
+            let digest = pin.digest.as_deref().unwrap_or("(no component digest yet)");
+            writeln!(
+                out.stdout,
+                "# plugin:       {uses} = {} {digest}",
+                pin.version
+            )?;
+        }
+        out.stdout.push_str(&v.source);
+        Ok(exit::OK)
+    })
+}
+
+pub fn diff(from: &str, to: &str, database: &DatabaseArgs, out: &mut Output) -> anyhow::Result<u8> {
+    let (from_name, from_version) = split_reference(from);
+    let (to_name, to_version) = match split_reference(to) {
+        (version, None) if from_version.is_some() => (from_name, Some(version)),
+        other => other,
+    };
+    let (Some(from_version), Some(to_version)) = (from_version, to_version) else {
+        return Err(anyhow!("give two versions: `cordon diff NAME@A NAME@B`"));
+    };
+    with_store(database, async |store| {
+        let (Some(a), Some(b)) = (
+            store.version(from_name, from_version).await?,
+            store.version(to_name, to_version).await?,
+        ) else {
+            writeln!(
+                out.stderr,
+                "error: both `{from}` and `{to}` must be published"
+            )?;
+            return Ok(exit::PROBLEMS);
+        };
+        write!(
+            out.stdout,
+            "{}",
+            cordon_playbook::diff::diff(&a.playbook, &b.playbook)
+        )?;
+        Ok(exit::OK)
+    })
+}

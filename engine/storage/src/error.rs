@@ -1,0 +1,48 @@
+//! What can go wrong with storage, and what the caller should do about it.
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database URL is not one Cordon understands. Fix the URL.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH?mode=rwc or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or opened. Check that it runs and the URL is right; retrying may help.
+    #[error("cannot open the database at {url}: {source}")]
+    Unavailable {
+        /// The URL with any password removed.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// A version with this name and number exists with other content. Bump the version.
+    #[error(
+        "{name}@{version} is already published with different content (published {existing}, this file {new}); publish it under a new version"
+    )]
+    VersionConflict {
+        /// The playbook.
+        name: String,
+        /// The version.
+        version: String,
+        /// Digest of the stored content.
+        existing: String,
+        /// Digest of the new content.
+        new: String,
+    },
+    /// Stored data does not decode (a bug or manual tampering). Report it.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other database error. Usually transient: retry.
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+impl StorageError {
+    /// Whether retrying the same operation may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Unavailable { .. } | StorageError::Database(_)
+        )
+    }
+}

@@ -1,0 +1,15 @@
+//! Schema migrations. Append-only: a released migration never changes;
+//! later issues add runs, steps, attempts, timers, leases, approvals and
+//! audit events as new migrations.
+
+mod m0001_playbook_versions;
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+pub(crate) struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_playbook_versions::Migration)]
+    }
+}

@@ -1,0 +1,113 @@
+//! Test support: a fresh, migrated store on each backend. Compiled only with
+//! the `test-util` feature, for this crate's tests and its callers' tests.
+
+use crate::{StorageError, Store};
+
+/// A store that removes what it created when dropped (the SQLite file's
+/// directory, or the PostgreSQL database).
+#[derive(Debug)]
+pub struct TestStore {
+    /// The open store.
+    pub store: Store,
+    /// What to remove afterwards.
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Dir(std::path::PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The PostgreSQL server tests use: `$CORDON_TEST_POSTGRES`, or the
+/// machine's `postgres://postgres@127.0.0.1:5432/test` (`tests/run` sets
+/// the variable, starting a throwaway server where none runs).
+pub fn postgres_admin_url() -> String {
+    std::env::var("CORDON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+impl TestStore {
+    /// A fresh SQLite file in a new temporary directory.
+    pub async fn sqlite() -> Result<TestStore, StorageError> {
+        let dir =
+            std::env::temp_dir().join(format!("cordon-test-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}?mode=rwc", dir.join("cordon.db").display());
+        let store = Store::open(&url).await?;
+        Ok(TestStore {
+            store,
+            cleanup: Cleanup::Dir(dir),
+        })
+    }
+
+    /// A fresh database on the test PostgreSQL server.
+    pub async fn postgres() -> Result<TestStore, StorageError> {
+        use sea_orm::ConnectionTrait as _;
+        let admin_url = postgres_admin_url();
+        let name = format!("cordon_t_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(&admin_url)
+            .await
+            .map_err(|source| StorageError::Unavailable {
+                url: admin_url.clone(),
+                source,
+            })?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        admin.close().await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        let store = Store::open(&format!("{base}/{name}")).await?;
+        Ok(TestStore {
+            store,
+            cleanup: Cleanup::Database { admin_url, name },
+        })
+    }
+
+    /// Closes the store and removes what it created.
+    pub async fn destroy(self) -> Result<(), StorageError> {
+        use sea_orm::ConnectionTrait as _;
+        self.store.close().await?;
+        match self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                let admin = sea_orm::Database::connect(&admin_url).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await?;
+                admin.close().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TestStore {
+    /// The value of a SQLite pragma on one of the store's connections.
+    pub async fn sqlite_pragma(&self, name: &str) -> Result<String, StorageError> {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let row = self
+            .store
+            .db
+            .query_one_raw(Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("PRAGMA {name} returned nothing")))?;
+        if let Ok(text) = row.try_get_by_index::<String>(0) {
+            return Ok(text);
+        }
+        Ok(row.try_get_by_index::<i64>(0)?.to_string())
+    }
+}
