@@ -11,6 +11,7 @@ pub mod codes;
 pub mod diagnostic;
 pub mod diff;
 pub mod expr;
+pub mod inputs;
 pub mod model;
 pub mod schema;
 mod validate;

@@ -71,6 +71,14 @@ impl InputType {
         }
     }
 
+    /// The type's name with its article, for messages: "an integer", "a device".
+    pub fn described(self) -> String {
+        match self {
+            InputType::Integer | InputType::Array | InputType::Object => format!("an {}", self.as_str()),
+            _ => format!("a {}", self.as_str()),
+        }
+    }
+
     /// The type's name as written in a playbook.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -266,7 +266,7 @@ fn check_with_inputs(
                 report.at_value(
                     Code::PluginInputType,
                     &at,
-                    format!("input `{name}` of {label} must be a {}", spec.kind.as_str()),
+                    format!("input `{name}` of {label} must be {}", spec.kind.described()),
                 );
             }
             Some(_) => {}

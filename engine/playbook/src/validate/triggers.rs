@@ -117,7 +117,7 @@ fn check_value(
         report.at_value(
             Code::InputValueType,
             at,
-            format!("{what} must be a {}, found `{value}`", spec.kind.as_str()),
+            format!("{what} must be {}, found `{value}`", spec.kind.described()),
         );
     } else if let Some(choices) = &spec.choices
         && !choices.contains(value)
