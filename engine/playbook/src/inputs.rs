@@ -44,13 +44,31 @@ pub enum InputProblem {
 impl fmt::Display for InputProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputProblem::Missing { name } => write!(f, "input `{name}` is required (it has no default)"),
-            InputProblem::Unknown { name } => write!(f, "the playbook has no input `{name}`"),
-            InputProblem::WrongType { name, expected, given } => {
-                write!(f, "input `{name}` must be {}, not `{given}`", expected.described())
+            InputProblem::Missing { name } => {
+                write!(f, "input `{name}` is required (it has no default)")
             }
-            InputProblem::NotAChoice { name, given, choices } => {
-                write!(f, "input `{name}` must be one of {}, not `{given}`", choices.join(", "))
+            InputProblem::Unknown { name } => write!(f, "the playbook has no input `{name}`"),
+            InputProblem::WrongType {
+                name,
+                expected,
+                given,
+            } => {
+                write!(
+                    f,
+                    "input `{name}` must be {}, not `{given}`",
+                    expected.described()
+                )
+            }
+            InputProblem::NotAChoice {
+                name,
+                given,
+                choices,
+            } => {
+                write!(
+                    f,
+                    "input `{name}` must be one of {}, not `{given}`",
+                    choices.join(", ")
+                )
             }
         }
     }
@@ -62,7 +80,10 @@ impl fmt::Display for InputProblem {
 pub fn parse_text(kind: InputType, text: &str) -> Value {
     let parsed = match kind {
         InputType::Integer => text.parse::<i64>().ok().map(Value::from),
-        InputType::Number => text.parse::<f64>().ok().and_then(|n| serde_json::Number::from_f64(n).map(Value::Number)),
+        InputType::Number => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number)),
         InputType::Boolean => text.parse::<bool>().ok().map(Value::Bool),
         InputType::Array | InputType::Object => serde_json::from_str(text).ok(),
         InputType::String | InputType::Device | InputType::Duration => None,
@@ -72,7 +93,10 @@ pub fn parse_text(kind: InputType, text: &str) -> Value {
 
 /// The complete inputs of a run: the given values checked against their
 /// declarations, plus defaults for the rest. Every problem is reported.
-pub fn resolve(specs: &BTreeMap<String, InputSpec>, given: &BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>, Vec<InputProblem>> {
+pub fn resolve(
+    specs: &BTreeMap<String, InputSpec>,
+    given: &BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Value>, Vec<InputProblem>> {
     let mut problems = Vec::new();
     let mut resolved = BTreeMap::new();
     for name in given.keys() {
@@ -90,15 +114,37 @@ pub fn resolve(specs: &BTreeMap<String, InputSpec>, given: &BTreeMap<String, Val
             other => other.to_string(),
         };
         if !spec.kind.accepts(value) {
-            problems.push(InputProblem::WrongType { name: name.clone(), expected: spec.kind, given: shown() });
+            problems.push(InputProblem::WrongType {
+                name: name.clone(),
+                expected: spec.kind,
+                given: shown(),
+            });
         } else if spec.choices.as_ref().is_some_and(|c| !c.contains(value)) {
-            let choices = spec.choices.iter().flatten().map(|c| format!("`{}`", c.as_str().map_or_else(|| c.to_string(), str::to_string))).collect();
-            problems.push(InputProblem::NotAChoice { name: name.clone(), given: shown(), choices });
+            let choices = spec
+                .choices
+                .iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "`{}`",
+                        c.as_str().map_or_else(|| c.to_string(), str::to_string)
+                    )
+                })
+                .collect();
+            problems.push(InputProblem::NotAChoice {
+                name: name.clone(),
+                given: shown(),
+                choices,
+            });
         } else {
             resolved.insert(name.clone(), value.clone());
         }
     }
-    if problems.is_empty() { Ok(resolved) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +176,10 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         let mut given = BTreeMap::new();
-        given.insert("retries".to_string(), parse_text(InputType::Integer, "three"));
+        given.insert(
+            "retries".to_string(),
+            parse_text(InputType::Integer, "three"),
+        );
         given.insert("reason".to_string(), Value::from("boredom"));
         given.insert("colour".to_string(), Value::from("red"));
         let problems = resolve(&specs(), &given).expect_err("invalid");

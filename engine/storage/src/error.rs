@@ -29,6 +29,17 @@ pub enum StorageError {
         /// Digest of the new content.
         new: String,
     },
+    /// The thing asked for does not exist. Check the name or id.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// Someone else changed the run since it was read. Re-read and decide again.
+    #[error("run {run} changed since revision {revision} was read")]
+    StaleRevision {
+        /// The run.
+        run: String,
+        /// The revision the caller read.
+        revision: i64,
+    },
     /// Stored data does not decode (a bug or manual tampering). Report it.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -9,10 +9,12 @@ mod connect;
 mod entity;
 mod error;
 mod migration;
+mod runs;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod versions;
 
 pub use connect::{Backend, Store, default_database_url};
 pub use error::StorageError;
+pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
 pub use versions::{NewVersion, PluginPin, PublishOutcome, StoredVersion, VersionSummary};

@@ -111,3 +111,30 @@ impl TestStore {
         Ok(row.try_get_by_index::<i64>(0)?.to_string())
     }
 }
+
+/// Runs one async test body, `|store: Store| async move { … }`, against a
+/// fresh SQLite store and a fresh PostgreSQL database, as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let store = $crate::testing::TestStore::sqlite().await.expect("sqlite store");
+                ($body)(store.store.clone()).await;
+                store.destroy().await.expect("cleanup");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let store = $crate::testing::TestStore::postgres().await.expect(
+                    "PostgreSQL for tests (run tests/run, or set CORDON_TEST_POSTGRES to a server where databases can be created)",
+                );
+                ($body)(store.store.clone()).await;
+                store.destroy().await.expect("cleanup");
+            }
+        }
+    };
+}

@@ -7,30 +7,7 @@ use cordon_playbook::{Context, Playbook, PluginCatalog, validate};
 use cordon_storage::testing::TestStore;
 use cordon_storage::{NewVersion, PluginPin, PublishOutcome, StorageError, Store};
 
-/// Runs one async test body against a fresh SQLite store and a fresh PostgreSQL database.
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let store = TestStore::sqlite().await.expect("sqlite store");
-                ($body)(store.store.clone()).await;
-                store.destroy().await.expect("cleanup");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let store = TestStore::postgres().await.expect(
-                    "PostgreSQL for tests (run tests/run, or set CORDON_TEST_POSTGRES to a server where databases can be created)",
-                );
-                ($body)(store.store.clone()).await;
-                store.destroy().await.expect("cleanup");
-            }
-        }
-    };
-}
+use cordon_storage::on_both_backends;
 
 fn playbook(yaml: &str) -> Playbook {
     let catalog = PluginCatalog::default();

@@ -74,7 +74,9 @@ impl InputType {
     /// The type's name with its article, for messages: "an integer", "a device".
     pub fn described(self) -> String {
         match self {
-            InputType::Integer | InputType::Array | InputType::Object => format!("an {}", self.as_str()),
+            InputType::Integer | InputType::Array | InputType::Object => {
+                format!("an {}", self.as_str())
+            }
             _ => format!("a {}", self.as_str()),
         }
     }

@@ -266,7 +266,10 @@ fn check_with_inputs(
                 report.at_value(
                     Code::PluginInputType,
                     &at,
-                    format!("input `{name}` of {label} must be {}", spec.kind.described()),
+                    format!(
+                        "input `{name}` of {label} must be {}",
+                        spec.kind.described()
+                    ),
                 );
             }
             Some(_) => {}

@@ -1,3 +1,5 @@
 //! sea-orm entities, one module per table.
 
 pub(crate) mod playbook_version;
+pub(crate) mod run;
+pub(crate) mod step_run;

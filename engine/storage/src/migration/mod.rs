@@ -3,6 +3,7 @@
 //! audit events as new migrations.
 
 mod m0001_playbook_versions;
+mod m0002_runs;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -10,6 +11,9 @@ pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_playbook_versions::Migration)]
+        vec![
+            Box::new(m0001_playbook_versions::Migration),
+            Box::new(m0002_runs::Migration),
+        ]
     }
 }

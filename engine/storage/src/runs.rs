@@ -1,0 +1,287 @@
+//! Runs and their steps. Storage keeps states as JSON beside their names:
+//! it does not interpret them (the run engine owns the state machines), it
+//! only guarantees that a run and its steps are written together or not at
+//! all, and that a transition based on a stale read is refused.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+
+use crate::connect::Store;
+use crate::entity::{playbook_version, run, step_run};
+use crate::error::StorageError;
+
+/// A state as stored: its name (for queries) and its full JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredState {
+    /// The state's name, such as `queued`.
+    pub status: String,
+    /// The whole state.
+    pub state: Value,
+}
+
+/// One line of a run listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The run id.
+    pub id: String,
+    /// The playbook.
+    pub playbook: String,
+    /// The pinned version.
+    pub version: String,
+    /// The state's name.
+    pub status: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The run id (a UUIDv7, so ids sort by creation).
+    pub id: String,
+    /// The playbook.
+    pub playbook: String,
+    /// The exact version it runs; its digest is pinned from the stored version.
+    pub version: String,
+    /// The resolved inputs.
+    pub inputs: BTreeMap<String, Value>,
+    /// How it started (`{"kind": "manual", "by": "alice"}`).
+    pub trigger: Value,
+    /// Dry run: side effects are recorded, not performed.
+    pub dry_run: bool,
+    /// Drill mode.
+    pub drill: bool,
+    /// The run's first state.
+    pub state: StoredState,
+    /// Every step key with its first state.
+    pub steps: Vec<(String, StoredState)>,
+    /// Now, from the caller's clock.
+    pub now: DateTime<Utc>,
+}
+
+/// One step of a stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// The step id, or `id[item]`.
+    pub key: String,
+    /// Its state.
+    pub state: StoredState,
+    /// The current attempt number (0 before the first).
+    pub attempt: u32,
+    /// Its outputs, once it succeeded.
+    pub outputs: Option<Value>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The run id.
+    pub id: String,
+    /// The playbook.
+    pub playbook: String,
+    /// The pinned version.
+    pub version: String,
+    /// The pinned digest.
+    pub digest: String,
+    /// Its state.
+    pub state: StoredState,
+    /// Its inputs.
+    pub inputs: BTreeMap<String, Value>,
+    /// How it started.
+    pub trigger: Value,
+    /// Dry run.
+    pub dry_run: bool,
+    /// Drill mode.
+    pub drill: bool,
+    /// The revision a transition must name.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Its steps, in creation order.
+    pub steps: Vec<StepRecord>,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn parse(text: &str, what: &str) -> Result<Value, StorageError> {
+    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Store {
+    /// Creates a run and all its steps in one transaction, pinned to the
+    /// digest of the stored version. Fails (writing nothing) when the
+    /// version is not published or the id is taken.
+    pub async fn create_run(&self, new: NewRun) -> Result<RunRecord, StorageError> {
+        let txn = self.begin_write().await?;
+        let version = playbook_version::Entity::find()
+            .filter(playbook_version::Column::Name.eq(&new.playbook))
+            .filter(playbook_version::Column::Version.eq(&new.version))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| {
+                StorageError::NotFound(format!("playbook version {}@{}", new.playbook, new.version))
+            })?;
+        run::ActiveModel {
+            id: Set(new.id.clone()),
+            version_id: Set(version.id),
+            playbook_name: Set(new.playbook.clone()),
+            playbook_version: Set(new.version.clone()),
+            digest: Set(version.digest.clone()),
+            status: Set(new.state.status.clone()),
+            state: Set(json(&new.state.state)?),
+            inputs: Set(json(&new.inputs)?),
+            trigger: Set(json(&new.trigger)?),
+            dry_run: Set(new.dry_run),
+            drill: Set(new.drill),
+            revision: Set(1),
+            created_at: Set(new.now),
+            updated_at: Set(new.now),
+        }
+        .insert(&txn)
+        .await?;
+        for (key, state) in &new.steps {
+            let (step_id, item) = match key.split_once('[') {
+                Some((id, rest)) => (id.to_string(), Some(rest.trim_end_matches(']').to_string())),
+                None => (key.clone(), None),
+            };
+            step_run::ActiveModel {
+                run_id: Set(new.id.clone()),
+                step_key: Set(key.clone()),
+                step_id: Set(step_id),
+                item: Set(item),
+                status: Set(state.status.clone()),
+                state: Set(json(&state.state)?),
+                attempt: Set(0),
+                outputs: Set(None),
+                updated_at: Set(new.now),
+            }
+            .insert(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        self.run(&new.id)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("run {} vanished after commit", new.id)))
+    }
+
+    /// A run with its steps.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StorageError> {
+        let Some(row) = run::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let steps = step_run::Entity::find()
+            .filter(step_run::Column::RunId.eq(id))
+            .order_by_asc(step_run::Column::StepKey)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| {
+                Ok(StepRecord {
+                    state: StoredState {
+                        status: s.status,
+                        state: parse(&s.state, "step state")?,
+                    },
+                    attempt: u32::try_from(s.attempt).unwrap_or(0),
+                    outputs: s
+                        .outputs
+                        .as_deref()
+                        .map(|o| parse(o, "step outputs"))
+                        .transpose()?,
+                    key: s.step_key,
+                    updated_at: s.updated_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let inputs = serde_json::from_str(&row.inputs)
+            .map_err(|e| StorageError::Corrupt(format!("run inputs: {e}")))?;
+        Ok(Some(RunRecord {
+            state: StoredState {
+                status: row.status,
+                state: parse(&row.state, "run state")?,
+            },
+            trigger: parse(&row.trigger, "run trigger")?,
+            inputs,
+            id: row.id,
+            playbook: row.playbook_name,
+            version: row.playbook_version,
+            digest: row.digest,
+            dry_run: row.dry_run,
+            drill: row.drill,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            steps,
+        }))
+    }
+
+    /// Run ids and statuses, newest first, optionally only in some statuses.
+    pub async fn runs(
+        &self,
+        statuses: &[&str],
+        limit: u64,
+    ) -> Result<Vec<RunSummary>, StorageError> {
+        let mut query = run::Entity::find()
+            .order_by_desc(run::Column::CreatedAt)
+            .order_by_desc(run::Column::Id)
+            .limit(limit);
+        if !statuses.is_empty() {
+            query = query.filter(run::Column::Status.is_in(statuses.iter().copied()));
+        }
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| RunSummary {
+                id: r.id,
+                playbook: r.playbook_name,
+                version: r.playbook_version,
+                status: r.status,
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    /// Moves a run to a new state, if nobody else moved it since `revision`
+    /// was read. Returns the new revision; a stale revision is
+    /// [`StorageError::StaleRevision`] and changes nothing.
+    pub async fn transition_run(
+        &self,
+        id: &str,
+        revision: i64,
+        to: &StoredState,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StorageError> {
+        let result = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(to.status.clone()))
+            .col_expr(run::Column::State, Expr::value(json(&to.state)?))
+            .col_expr(run::Column::Revision, Expr::value(revision + 1))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .filter(run::Column::Id.eq(id))
+            .filter(run::Column::Revision.eq(revision))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 1 {
+            Ok(revision + 1)
+        } else {
+            Err(StorageError::StaleRevision {
+                run: id.to_string(),
+                revision,
+            })
+        }
+    }
+}
