@@ -5,16 +5,20 @@
 //! is written in one transaction per change, so a crash leaves either the
 //! old state or the new one, never half of each.
 
+mod changes;
 mod connect;
 mod entity;
 mod error;
+mod leases;
 mod migration;
 mod runs;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod versions;
 
+pub use changes::{AttemptChange, AttemptRecord, ChangeSet, StepChange, TimerChange, TimerRecord};
 pub use connect::{Backend, Store, default_database_url};
 pub use error::StorageError;
+pub use leases::ACTIVE_STATUSES;
 pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
 pub use versions::{NewVersion, PluginPin, PublishOutcome, StoredVersion, VersionSummary};

@@ -1,0 +1,315 @@
+//! One decision of the run engine, committed in one transaction: the run's
+//! new state, its steps', its attempts' and its timers' — all or nothing,
+//! and only if nobody changed the run since the engine read it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::Value;
+
+use crate::connect::Store;
+use crate::entity::{attempt, run, step_run, timer};
+use crate::error::StorageError;
+use crate::runs::StoredState;
+
+/// A step's new state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepChange {
+    /// The step key.
+    pub key: String,
+    /// Its new state.
+    pub state: StoredState,
+    /// Its current attempt number.
+    pub attempt: u32,
+    /// Its outputs, when this change records them.
+    pub outputs: Option<Value>,
+}
+
+/// An attempt created or moved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptChange {
+    /// A new attempt record.
+    Start {
+        /// The step key.
+        step: String,
+        /// The attempt number, from 1.
+        number: u32,
+        /// `run/step/attempt`.
+        idempotency_key: String,
+        /// The node that will execute it.
+        node: String,
+        /// Its first state.
+        state: StoredState,
+    },
+    /// An existing attempt's new state.
+    Update {
+        /// The step key.
+        step: String,
+        /// The attempt number.
+        number: u32,
+        /// Its new state.
+        state: StoredState,
+        /// The node now responsible (changes when an interrupted attempt is taken over).
+        node: Option<String>,
+        /// When it ended, if it did.
+        finished_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// A durable timer armed or spent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimerChange {
+    /// Fire at `at` for `step`.
+    Arm {
+        /// The step key.
+        step: String,
+        /// When.
+        at: DateTime<Utc>,
+        /// Why (`wait`, `backoff`, `pause`, `approval_timeout`…).
+        purpose: String,
+    },
+    /// The timer fired and was handled.
+    Spend {
+        /// Its id.
+        id: i64,
+    },
+}
+
+/// Everything one engine decision changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeSet {
+    /// The run's new state, if it changes.
+    pub run: Option<StoredState>,
+    /// Steps that change.
+    pub steps: Vec<StepChange>,
+    /// Attempts created or changed.
+    pub attempts: Vec<AttemptChange>,
+    /// Timers armed or spent.
+    pub timers: Vec<TimerChange>,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// The step key.
+    pub step: String,
+    /// The attempt number.
+    pub number: u32,
+    /// `run/step/attempt`.
+    pub idempotency_key: String,
+    /// Its state.
+    pub state: StoredState,
+    /// The node responsible for it.
+    pub node: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A stored timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerRecord {
+    /// Its id.
+    pub id: i64,
+    /// The run.
+    pub run: String,
+    /// The step key.
+    pub step: String,
+    /// When it fires.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub purpose: String,
+}
+
+fn json(value: &Value) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn number(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl Store {
+    /// Applies `changes` to run `run_id` in one transaction, if the run is
+    /// still at `revision`. Returns the new revision. On any error nothing
+    /// is written.
+    pub async fn commit(
+        &self,
+        run_id: &str,
+        revision: i64,
+        changes: &ChangeSet,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StorageError> {
+        let txn = self.begin_write().await?;
+        let mut bump = run::Entity::update_many()
+            .col_expr(run::Column::Revision, Expr::value(revision + 1))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .filter(run::Column::Id.eq(run_id))
+            .filter(run::Column::Revision.eq(revision));
+        if let Some(state) = &changes.run {
+            bump = bump
+                .col_expr(run::Column::Status, Expr::value(state.status.clone()))
+                .col_expr(run::Column::State, Expr::value(json(&state.state)?));
+        }
+        if bump.exec(&txn).await?.rows_affected != 1 {
+            return Err(StorageError::StaleRevision {
+                run: run_id.to_string(),
+                revision,
+            });
+        }
+        for step in &changes.steps {
+            let mut update = step_run::Entity::update_many()
+                .col_expr(
+                    step_run::Column::Status,
+                    Expr::value(step.state.status.clone()),
+                )
+                .col_expr(
+                    step_run::Column::State,
+                    Expr::value(json(&step.state.state)?),
+                )
+                .col_expr(step_run::Column::Attempt, Expr::value(number(step.attempt)))
+                .col_expr(step_run::Column::UpdatedAt, Expr::value(now))
+                .filter(step_run::Column::RunId.eq(run_id))
+                .filter(step_run::Column::StepKey.eq(&step.key));
+            if let Some(outputs) = &step.outputs {
+                update = update.col_expr(step_run::Column::Outputs, Expr::value(json(outputs)?));
+            }
+            if update.exec(&txn).await?.rows_affected != 1 {
+                return Err(StorageError::NotFound(format!(
+                    "step {} of run {run_id}",
+                    step.key
+                )));
+            }
+        }
+        for change in &changes.attempts {
+            match change {
+                AttemptChange::Start {
+                    step,
+                    number: n,
+                    idempotency_key,
+                    node,
+                    state,
+                } => {
+                    attempt::ActiveModel {
+                        run_id: Set(run_id.to_string()),
+                        step_key: Set(step.clone()),
+                        number: Set(number(*n)),
+                        idempotency_key: Set(idempotency_key.clone()),
+                        status: Set(state.status.clone()),
+                        state: Set(json(&state.state)?),
+                        node: Set(node.clone()),
+                        started_at: Set(now),
+                        finished_at: Set(None),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+                AttemptChange::Update {
+                    step,
+                    number: n,
+                    state,
+                    node,
+                    finished_at,
+                } => {
+                    let mut update = attempt::Entity::update_many()
+                        .col_expr(attempt::Column::Status, Expr::value(state.status.clone()))
+                        .col_expr(attempt::Column::State, Expr::value(json(&state.state)?))
+                        .col_expr(attempt::Column::FinishedAt, Expr::value(*finished_at))
+                        .filter(attempt::Column::RunId.eq(run_id))
+                        .filter(attempt::Column::StepKey.eq(step))
+                        .filter(attempt::Column::Number.eq(number(*n)));
+                    if let Some(node) = node {
+                        update = update.col_expr(attempt::Column::Node, Expr::value(node.clone()));
+                    }
+                    if update.exec(&txn).await?.rows_affected != 1 {
+                        return Err(StorageError::NotFound(format!(
+                            "attempt {step}/{n} of run {run_id}"
+                        )));
+                    }
+                }
+            }
+        }
+        for change in &changes.timers {
+            match change {
+                TimerChange::Arm { step, at, purpose } => {
+                    timer::ActiveModel {
+                        run_id: Set(run_id.to_string()),
+                        step_key: Set(step.clone()),
+                        fire_at: Set(*at),
+                        purpose: Set(purpose.clone()),
+                        fired: Set(false),
+                        ..Default::default()
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+                TimerChange::Spend { id } => {
+                    let spent = timer::Entity::update_many()
+                        .col_expr(timer::Column::Fired, Expr::value(true))
+                        .filter(timer::Column::Id.eq(*id))
+                        .filter(timer::Column::RunId.eq(run_id))
+                        .filter(timer::Column::Fired.eq(false))
+                        .exec(&txn)
+                        .await?;
+                    if spent.rows_affected != 1 {
+                        return Err(StorageError::NotFound(format!(
+                            "unfired timer {id} of run {run_id}"
+                        )));
+                    }
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(revision + 1)
+    }
+
+    /// Every attempt of a run, by step and number.
+    pub async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, StorageError> {
+        attempt::Entity::find()
+            .filter(attempt::Column::RunId.eq(run_id))
+            .order_by_asc(attempt::Column::StepKey)
+            .order_by_asc(attempt::Column::Number)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| {
+                Ok(AttemptRecord {
+                    state: StoredState {
+                        status: a.status,
+                        state: serde_json::from_str(&a.state)
+                            .map_err(|e| StorageError::Corrupt(format!("attempt state: {e}")))?,
+                    },
+                    number: u32::try_from(a.number).unwrap_or(0),
+                    step: a.step_key,
+                    idempotency_key: a.idempotency_key,
+                    node: a.node,
+                    started_at: a.started_at,
+                    finished_at: a.finished_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Unfired timers of `run_id` (all of them, due or not), earliest first.
+    pub async fn timers(&self, run_id: &str) -> Result<Vec<TimerRecord>, StorageError> {
+        Ok(timer::Entity::find()
+            .filter(timer::Column::RunId.eq(run_id))
+            .filter(timer::Column::Fired.eq(false))
+            .order_by_asc(timer::Column::FireAt)
+            .limit(10_000)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| TimerRecord {
+                id: t.id,
+                run: t.run_id,
+                step: t.step_key,
+                at: t.fire_at,
+                purpose: t.purpose,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,306 @@
+//! The run engine's storage primitives, on SQLite and on PostgreSQL: one
+//! decision commits whole or not at all, and a run has at most one live
+//! lease holder at any time.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{Duration, TimeZone, Utc};
+use cordon_playbook::{Context, PluginCatalog, validate};
+use cordon_storage::{
+    AttemptChange, ChangeSet, NewRun, NewVersion, StepChange, StorageError, Store, StoredState,
+    TimerChange, on_both_backends,
+};
+use serde_json::json;
+
+fn at(second: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 5, 0, 0)
+        .single()
+        .expect("time")
+        + Duration::seconds(i64::from(second))
+}
+
+fn state(status: &str) -> StoredState {
+    StoredState {
+        status: status.into(),
+        state: json!({"state": status}),
+    }
+}
+
+async fn run_with_steps(store: &Store, ids: &[&str]) {
+    let yaml = "cordon: v1\nname: drill\nversion: 1.0.0\nsteps:\n  - id: a\n    wait: 1s\n  - id: b\n    wait: 1s\n";
+    let catalog = PluginCatalog::default();
+    let valid = validate("x.yaml", yaml.as_bytes(), &Context::new(&catalog))
+        .into_valid()
+        .expect("valid");
+    let _ = store
+        .publish(
+            NewVersion::new(
+                valid.playbook(),
+                yaml.into(),
+                BTreeMap::new(),
+                at(0),
+                "alice".into(),
+            )
+            .expect("v"),
+        )
+        .await
+        .expect("publish");
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .create_run(NewRun {
+                id: (*id).into(),
+                playbook: "drill".into(),
+                version: "1.0.0".into(),
+                inputs: BTreeMap::new(),
+                trigger: json!({"kind": "manual"}),
+                dry_run: false,
+                drill: false,
+                state: state("queued"),
+                steps: vec![
+                    ("a".into(), state("pending")),
+                    ("b".into(), state("pending")),
+                ],
+                now: at(u32::try_from(i).expect("small")),
+            })
+            .await
+            .expect("create");
+    }
+}
+
+fn start_a() -> ChangeSet {
+    ChangeSet {
+        run: Some(state("running")),
+        steps: vec![StepChange {
+            key: "a".into(),
+            state: state("running"),
+            attempt: 1,
+            outputs: None,
+        }],
+        attempts: vec![AttemptChange::Start {
+            step: "a".into(),
+            number: 1,
+            idempotency_key: "r1/a/1".into(),
+            node: "n1".into(),
+            state: state("running"),
+        }],
+        timers: vec![TimerChange::Arm {
+            step: "a".into(),
+            at: at(60),
+            purpose: "timeout".into(),
+        }],
+    }
+}
+
+on_both_backends!(
+    one_decision_commits_everything_it_changes,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1"]).await;
+        let revision = store
+            .commit("r1", 1, &start_a(), at(1))
+            .await
+            .expect("commit");
+        assert_eq!(revision, 2);
+        let run = store.run("r1").await.expect("read").expect("run");
+        assert_eq!((run.state.status.as_str(), run.revision), ("running", 2));
+        let a = run.steps.iter().find(|s| s.key == "a").expect("a");
+        assert_eq!((a.state.status.as_str(), a.attempt), ("running", 1));
+        let attempts = store.attempts("r1").await.expect("attempts");
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            (
+                attempts[0].idempotency_key.as_str(),
+                attempts[0].node.as_str(),
+                attempts[0].started_at
+            ),
+            ("r1/a/1", "n1", at(1))
+        );
+        let timers = store.timers("r1").await.expect("timers");
+        assert_eq!(
+            (timers.len(), timers[0].at, timers[0].purpose.as_str()),
+            (1, at(60), "timeout")
+        );
+
+        let finish = ChangeSet {
+            run: None,
+            steps: vec![StepChange {
+                key: "a".into(),
+                state: state("succeeded"),
+                attempt: 1,
+                outputs: Some(json!({"quarantined": true})),
+            }],
+            attempts: vec![AttemptChange::Update {
+                step: "a".into(),
+                number: 1,
+                state: state("succeeded"),
+                node: None,
+                finished_at: Some(at(5)),
+            }],
+            timers: vec![TimerChange::Spend { id: timers[0].id }],
+        };
+        assert_eq!(
+            store.commit("r1", 2, &finish, at(5)).await.expect("commit"),
+            3
+        );
+        let run = store.run("r1").await.expect("read").expect("run");
+        let a = run.steps.iter().find(|s| s.key == "a").expect("a");
+        assert_eq!(a.outputs, Some(json!({"quarantined": true})));
+        assert_eq!(
+            run.state.status, "running",
+            "the run's state is untouched when the change set leaves it out"
+        );
+        assert_eq!(
+            store.attempts("r1").await.expect("attempts")[0].finished_at,
+            Some(at(5))
+        );
+        assert!(
+            store.timers("r1").await.expect("timers").is_empty(),
+            "a spent timer is gone"
+        );
+    }
+);
+
+on_both_backends!(
+    a_failing_part_leaves_nothing_behind,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1"]).await;
+        // The last change names a step that does not exist: the whole set is refused.
+        let mut broken = start_a();
+        broken.steps.push(StepChange {
+            key: "zzz".into(),
+            state: state("running"),
+            attempt: 1,
+            outputs: None,
+        });
+        let err = store
+            .commit("r1", 1, &broken, at(1))
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, StorageError::NotFound(_)), "{err}");
+        let run = store.run("r1").await.expect("read").expect("run");
+        assert_eq!((run.state.status.as_str(), run.revision), ("queued", 1));
+        assert!(run.steps.iter().all(|s| s.state.status == "pending"));
+        assert!(store.attempts("r1").await.expect("attempts").is_empty());
+        assert!(store.timers("r1").await.expect("timers").is_empty());
+
+        // A stale revision is refused the same way.
+        store
+            .commit("r1", 1, &start_a(), at(1))
+            .await
+            .expect("commit");
+        let again = store
+            .commit("r1", 1, &start_a(), at(2))
+            .await
+            .expect_err("stale");
+        assert!(
+            matches!(again, StorageError::StaleRevision { .. }),
+            "{again}"
+        );
+        assert_eq!(
+            store.attempts("r1").await.expect("attempts").len(),
+            1,
+            "the attempt is recorded exactly once"
+        );
+
+        // An idempotency key can never be used twice.
+        let reuse = ChangeSet {
+            attempts: vec![AttemptChange::Start {
+                step: "b".into(),
+                number: 1,
+                idempotency_key: "r1/a/1".into(),
+                node: "n1".into(),
+                state: state("running"),
+            }],
+            ..ChangeSet::default()
+        };
+        store
+            .commit("r1", 2, &reuse, at(3))
+            .await
+            .expect_err("duplicate key");
+        assert_eq!(
+            store.run("r1").await.expect("read").expect("run").revision,
+            2
+        );
+    }
+);
+
+on_both_backends!(
+    a_run_has_one_lease_holder_at_a_time,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1", "r2"]).await;
+        let ttl = Duration::seconds(10);
+        assert_eq!(
+            store.claim_runs("n1", at(0), ttl, 1).await.expect("claim"),
+            ["r1"]
+        );
+        // n2 cannot take r1 while n1's lease lives, but gets r2.
+        assert_eq!(
+            store.claim_runs("n2", at(5), ttl, 5).await.expect("claim"),
+            ["r2"]
+        );
+        assert!(
+            store
+                .renew_lease("r1", "n1", at(8), ttl)
+                .await
+                .expect("renew")
+        );
+        // n1 stops renewing; once the lease expires, n3 takes r1 over.
+        // At 17s n2's lease on r2 (taken at 5s) has expired, n1's on r1 (renewed at 8s) has not.
+        assert_eq!(
+            store.claim_runs("n3", at(17), ttl, 5).await.expect("claim"),
+            ["r2"]
+        );
+        // At 19s r1 is free too; a node that already holds a run (r2) keeps it.
+        assert_eq!(
+            store.claim_runs("n3", at(19), ttl, 5).await.expect("claim"),
+            ["r1", "r2"]
+        );
+        assert_eq!(
+            store.lease_holder("r1").await.expect("holder"),
+            Some(("n3".into(), at(29)))
+        );
+        // n1 learns it lost the lease when it next renews.
+        assert!(
+            !store
+                .renew_lease("r1", "n1", at(20), ttl)
+                .await
+                .expect("renew")
+        );
+        store.release_lease("r1", "n3").await.expect("release");
+        assert!(store.lease_holder("r1").await.expect("holder").is_none());
+        // Finished runs are never claimed.
+        store
+            .transition_run("r1", 1, &state("succeeded"), at(21))
+            .await
+            .expect("finish");
+        assert_eq!(
+            store.claim_runs("n4", at(50), ttl, 5).await.expect("claim"),
+            ["r2"]
+        );
+    }
+);
+
+on_both_backends!(racing_nodes_never_share_a_run, |store: Store| async move {
+    let ids: Vec<String> = (0..12).map(|i| format!("r{i:02}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    run_with_steps(&store, &refs).await;
+    let mut tasks = Vec::new();
+    for node in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_runs(&format!("n{node}"), at(0), Duration::seconds(30), 12)
+                .await
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("join").expect("claim"));
+    }
+    let distinct: HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        all.len(),
+        distinct.len(),
+        "no run was claimed by two nodes: {all:?}"
+    );
+    assert_eq!(distinct.len(), 12, "every run was claimed by someone");
+});
