@@ -9,11 +9,15 @@
 
 pub mod attempt_state;
 pub mod clock;
+mod engine;
+pub mod evaluate;
+pub mod executor;
 mod idempotency;
 pub mod machine;
 pub mod run_state;
 pub mod step_state;
 
 pub use clock::{Clock, SystemClock, Timestamp};
+pub use engine::{Engine, EngineError, Progress, RunRequest, StartError};
 pub use idempotency::IdempotencyKey;
 pub use machine::{InvalidTransition, Transition};

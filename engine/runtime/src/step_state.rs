@@ -130,10 +130,13 @@ pub enum StepEvent {
         /// Why.
         reason: SkipReason,
     },
-    /// It blocks on a gate or timer (a gate, `wait` or poll step).
+    /// It blocks on a gate or timer: a gate or `wait` step starting (from
+    /// pending), or a running step handing over to a timer.
     Wait {
         /// On what.
         on: StepWait,
+        /// When.
+        at: Timestamp,
     },
     /// The current attempt succeeded.
     AttemptSucceeded {
@@ -329,6 +332,7 @@ pub const TRANSITIONS: &[(StepStatus, StepEventKind, &[StepStatus])] = &[
     (S::Pending, E::Start, &[S::Running]),
     (S::Pending, E::Skip, &[S::Skipped]),
     (S::Pending, E::Cancel, &[S::Skipped]),
+    (S::Pending, E::Wait, &[S::Waiting]),
     (S::Running, E::Wait, &[S::Waiting]),
     (S::Running, E::AttemptSucceeded, &[S::Succeeded]),
     (S::Running, E::AttemptFailed, &[S::Waiting, S::Failed]),
@@ -414,12 +418,16 @@ impl StepState {
                 vec![],
             ),
             (
-                StepState::Running {
-                    attempt,
-                    started_at,
-                },
-                StepEvent::Wait { on },
+                state @ (StepState::Pending | StepState::Running { .. }),
+                StepEvent::Wait { on, at },
             ) => {
+                let (attempt, started_at) = match state {
+                    StepState::Running {
+                        attempt,
+                        started_at,
+                    } => (attempt, started_at),
+                    _ => (0, at),
+                };
                 let effect = match &on {
                     StepWait::Approval { .. } => RequestApproval,
                     StepWait::Timer { until } | StepWait::Backoff { until } => ArmTimer(*until),

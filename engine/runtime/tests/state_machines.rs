@@ -227,9 +227,11 @@ fn step_events() -> Vec<StepEvent> {
         },
         StepEvent::Wait {
             on: StepWait::Timer { until: t(3) },
+            at: t(1),
         },
         StepEvent::Wait {
             on: StepWait::Approval { requested_at: t(1) },
+            at: t(1),
         },
         StepEvent::AttemptSucceeded { at: t(2) },
         StepEvent::AttemptFailed {

@@ -47,6 +47,16 @@ impl Store {
     }
 
     /// Takes the lease of one run if it is free or expired (or already ours).
+    pub async fn claim_run(
+        &self,
+        run_id: &str,
+        node: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StorageError> {
+        self.try_claim(run_id, node, now, ttl).await
+    }
+
     async fn try_claim(
         &self,
         run_id: &str,

@@ -1,0 +1,534 @@
+//! The engine's decisions: from what is stored (and the attempts this node
+//! has in flight), what changes next. Everything here is derived from the
+//! stored state, so a node that restarts — or takes a run over — decides
+//! the same thing the crashed one would have.
+
+use std::collections::HashSet;
+
+use cordon_graph::PlanStepKind;
+use cordon_playbook::model::Wait;
+use cordon_storage::{AttemptChange, ChangeSet, StepChange, TimerChange};
+use serde_json::{Map, Value, json};
+
+use super::attempts::{Slot, execute_or_fail, start_attempt, started_at};
+use super::compensation::{compensate, end_open_steps};
+use super::snapshot::{Snapshot, stored};
+use super::{EngineError, Prepared};
+use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
+use crate::evaluate::Scope;
+use crate::executor::StepCall;
+use crate::run_state::{RunError, RunEvent, RunState, RunStatus, WaitReason};
+use crate::step_state::{SkipReason, StepEvent, StepState, StepStatus, StepWait};
+use crate::{Timestamp, Transition};
+
+/// What to do after committing a decision.
+#[derive(Debug, Default)]
+pub(crate) struct Decision {
+    pub(crate) changes: ChangeSet,
+    /// Attempts to execute once the change set is committed.
+    pub(crate) executions: Vec<(String, u32, StepCall)>,
+    /// Steps to undo once the change set is committed.
+    pub(crate) compensations: Vec<(String, StepCall, Value)>,
+}
+
+impl Decision {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes == ChangeSet::default()
+    }
+}
+
+/// Feeds a step event and records the step's new state; returns the new state.
+pub(crate) fn step_event(
+    decision: &mut Decision,
+    key: &str,
+    state: StepState,
+    attempt: u32,
+    event: StepEvent,
+    outputs: Option<Value>,
+) -> Result<StepState, EngineError> {
+    match state.on(event)? {
+        Transition::To { state, .. } => {
+            let attempt = match &state {
+                StepState::Running { attempt, .. } | StepState::Waiting { attempt, .. } => *attempt,
+                _ => attempt,
+            };
+            decision.changes.steps.retain(|s| s.key != key);
+            decision.changes.steps.push(StepChange {
+                key: key.to_string(),
+                state: stored(state.status().as_str(), &state),
+                attempt,
+                outputs,
+            });
+            Ok(state)
+        }
+        Transition::Absorbed { state } => Ok(state),
+    }
+}
+
+pub(crate) fn run_event(
+    decision: &mut Decision,
+    state: RunState,
+    event: RunEvent,
+) -> Result<RunState, EngineError> {
+    match state.on(event)? {
+        Transition::To { state, .. } => {
+            decision.changes.run = Some(stored(state.status().as_str(), &state));
+            Ok(state)
+        }
+        Transition::Absorbed { state } => Ok(state),
+    }
+}
+
+/// What expressions of this run can read now.
+pub(crate) fn scope(snap: &Snapshot) -> Scope {
+    let mut steps = Map::new();
+    for (key, step) in &snap.steps {
+        steps.insert(key.clone(), json!({"status": step.state.status().as_str(), "outputs": step.outputs.clone().unwrap_or(Value::Null)}));
+    }
+    Scope {
+        inputs: snap.record.inputs.clone(),
+        steps,
+        run: json!({"id": snap.record.id, "playbook": snap.record.playbook, "version": snap.record.version, "dry_run": snap.record.dry_run, "drill": snap.record.drill}),
+        trigger: snap.record.trigger.clone(),
+    }
+}
+
+/// A step that will not change again in the forward direction (only compensation can move a succeeded one).
+fn settled(status: StepStatus) -> bool {
+    status.is_terminal() || status == StepStatus::Succeeded
+}
+
+/// The next change for the run, derived from the stored state.
+pub(crate) fn decide(
+    prep: &Prepared,
+    snap: &Snapshot,
+    inflight: &HashSet<(String, u32)>,
+    node: &str,
+    now: Timestamp,
+) -> Result<Decision, EngineError> {
+    let mut decision = Decision::default();
+    let run = snap.run.clone();
+    match run.status() {
+        RunStatus::Queued => {
+            run_event(&mut decision, run, RunEvent::Start { at: now })?;
+            return Ok(decision);
+        }
+        RunStatus::Paused | RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
+            return Ok(decision);
+        }
+        RunStatus::Compensating => return compensate(prep, snap, inflight, now, decision),
+        RunStatus::Running | RunStatus::Waiting => {}
+    }
+
+    // Attempts recorded as running that no task of this node drives were
+    // interrupted (a crash, or a lease taken over): run them again, same key.
+    for ((key, number), attempt) in &snap.attempts {
+        if attempt.state.status() == crate::attempt_state::AttemptStatus::Running
+            && !inflight.contains(&(key.clone(), *number))
+        {
+            let interrupted = attempt
+                .state
+                .clone()
+                .on(AttemptEvent::LeaseLost { at: now })?;
+            let rerun = interrupted
+                .state()
+                .clone()
+                .on(AttemptEvent::Rerun {
+                    at: now,
+                    node: node.to_string(),
+                })?
+                .state()
+                .clone();
+            decision.changes.attempts.push(AttemptChange::Update {
+                step: key.clone(),
+                number: *number,
+                state: stored(rerun.status().as_str(), &rerun),
+                node: Some(node.to_string()),
+                finished_at: None,
+            });
+            let step = snap.step(key)?;
+            let slot = Slot {
+                key,
+                number: *number,
+                started_at: started_at(&step.state, now),
+                now,
+            };
+            execute_or_fail(&mut decision, snap, prep.step(key)?, slot, rerun)?;
+        }
+    }
+
+    // A step that failed for good fails the run, unless it lets the run continue.
+    let failed = snap.steps.iter().find(|(key, step)| {
+        step.state.status() == StepStatus::Failed
+            && !prep
+                .step(key)
+                .is_ok_and(|s| s.on_failure.as_ref().is_some_and(|f| f.continue_run))
+    });
+    if let Some((key, step)) = failed {
+        let message = match &step.state {
+            StepState::Failed { message, .. } => message.clone(),
+            _ => String::new(),
+        };
+        let error = if prep.step(key).is_ok_and(|s| s.approval.is_some()) {
+            RunError::Rejected { step: key.clone() }
+        } else {
+            RunError::StepFailed {
+                step: key.clone(),
+                message,
+            }
+        };
+        run_event(
+            &mut decision,
+            run,
+            RunEvent::Fail {
+                error,
+                compensate: prep.plan.compensates(),
+                at: now,
+            },
+        )?;
+        end_open_steps(snap, &mut decision, now)?;
+        return Ok(decision);
+    }
+
+    // Due timers.
+    let mut woke = false;
+    for timer in snap.timers.iter().filter(|t| t.at <= now) {
+        let step = snap.step(&timer.step)?;
+        decision
+            .changes
+            .timers
+            .push(TimerChange::Spend { id: timer.id });
+        match (&step.state, timer.purpose.as_str()) {
+            (
+                StepState::Waiting {
+                    on: StepWait::Backoff { .. },
+                    attempt,
+                    ..
+                },
+                "backoff",
+            ) => {
+                let next = attempt + 1;
+                step_event(
+                    &mut decision,
+                    &timer.step,
+                    step.state.clone(),
+                    step.attempt,
+                    StepEvent::TimerFired { at: now },
+                    None,
+                )?;
+                let slot = Slot {
+                    key: &timer.step,
+                    number: next,
+                    started_at: started_at(&step.state, now),
+                    now,
+                };
+                start_attempt(&mut decision, snap, prep.step(&timer.step)?, slot, node)?;
+            }
+            (
+                StepState::Waiting {
+                    on: StepWait::Timer { .. },
+                    ..
+                },
+                "wait",
+            ) => {
+                step_event(
+                    &mut decision,
+                    &timer.step,
+                    step.state.clone(),
+                    step.attempt,
+                    StepEvent::TimerFired { at: now },
+                    Some(json!({})),
+                )?;
+            }
+            (
+                StepState::Waiting {
+                    on: StepWait::Approval { .. },
+                    ..
+                },
+                "approval_timeout",
+            ) => {
+                let approval = prep.step(&timer.step)?.approval.as_ref();
+                let event = match approval.map(|a| a.on_timeout) {
+                    Some(cordon_playbook::model::OnTimeout::Approve) => {
+                        StepEvent::Approved { at: now }
+                    }
+                    _ => StepEvent::Rejected {
+                        at: now,
+                        reason: "no decision before the gate's timeout".into(),
+                    },
+                };
+                step_event(
+                    &mut decision,
+                    &timer.step,
+                    step.state.clone(),
+                    step.attempt,
+                    event,
+                    None,
+                )?;
+            }
+            // The step moved on without the timer (cancelled, decided): just spend it.
+            _ => {}
+        }
+        woke = true;
+    }
+    if woke {
+        if run.status() == RunStatus::Waiting {
+            run_event(&mut decision, run, RunEvent::Wake)?;
+        }
+        return Ok(decision);
+    }
+
+    // Steps whose needs are all finished.
+    let finished_ok = |key: &str| {
+        snap.steps
+            .get(key)
+            .is_some_and(|s| s.state.status() == StepStatus::Succeeded)
+    };
+    let finished = |key: &str| {
+        snap.steps
+            .get(key)
+            .is_some_and(|s| settled(s.state.status()))
+    };
+    for node_plan in prep.plan.nodes() {
+        let key = node_plan.id.as_str();
+        let Some(step) = snap.steps.get(key) else {
+            continue;
+        };
+        if step.state != StepState::Pending
+            || node_plan.handler
+            || !node_plan.needs.iter().all(|n| finished(n))
+        {
+            continue;
+        }
+        let definition = prep.step(key)?;
+        if let Some(upstream) = node_plan.needs.iter().find(|n| !finished_ok(n)) {
+            step_event(
+                &mut decision,
+                key,
+                step.state.clone(),
+                0,
+                StepEvent::Skip {
+                    reason: SkipReason::UpstreamDidNotSucceed {
+                        step: upstream.clone(),
+                    },
+                },
+                None,
+            )?;
+            continue;
+        }
+        if let Some(condition) = &definition.condition {
+            match scope(snap).condition(&condition.0) {
+                Ok(true) => {}
+                Ok(false) => {
+                    step_event(
+                        &mut decision,
+                        key,
+                        step.state.clone(),
+                        0,
+                        StepEvent::Skip {
+                            reason: SkipReason::ConditionFalse,
+                        },
+                        None,
+                    )?;
+                    continue;
+                }
+                Err(e) => {
+                    let running = step_event(
+                        &mut decision,
+                        key,
+                        step.state.clone(),
+                        0,
+                        StepEvent::Start { at: now },
+                        None,
+                    )?;
+                    step_event(
+                        &mut decision,
+                        key,
+                        running,
+                        1,
+                        StepEvent::AttemptFailed {
+                            at: now,
+                            error: AttemptError {
+                                kind: ErrorKind::Plugin,
+                                message: e.to_string(),
+                                retryable: false,
+                            },
+                            retry_at: None,
+                        },
+                        None,
+                    )?;
+                    continue;
+                }
+            }
+        }
+        match &node_plan.kind {
+            PlanStepKind::Action { .. } | PlanStepKind::Notify { .. } => {
+                step_event(
+                    &mut decision,
+                    key,
+                    step.state.clone(),
+                    0,
+                    StepEvent::Start { at: now },
+                    None,
+                )?;
+                let slot = Slot {
+                    key,
+                    number: 1,
+                    started_at: now,
+                    now,
+                };
+                start_attempt(&mut decision, snap, definition, slot, node)?;
+            }
+            PlanStepKind::Wait { .. } => match &definition.wait {
+                Some(Wait::For(duration)) => {
+                    let until = now
+                        + chrono::Duration::from_std(duration.get())
+                            .unwrap_or(chrono::Duration::MAX);
+                    step_event(
+                        &mut decision,
+                        key,
+                        step.state.clone(),
+                        0,
+                        StepEvent::Wait {
+                            on: StepWait::Timer { until },
+                            at: now,
+                        },
+                        None,
+                    )?;
+                    decision.changes.timers.push(TimerChange::Arm {
+                        step: key.to_string(),
+                        at: until,
+                        purpose: "wait".into(),
+                    });
+                }
+                _ => {
+                    let running = step_event(
+                        &mut decision,
+                        key,
+                        step.state.clone(),
+                        0,
+                        StepEvent::Start { at: now },
+                        None,
+                    )?;
+                    let error = AttemptError {
+                        kind: ErrorKind::Plugin,
+                        message: "`wait: {until: …}` polling is not implemented yet".into(),
+                        retryable: false,
+                    };
+                    step_event(
+                        &mut decision,
+                        key,
+                        running,
+                        1,
+                        StepEvent::AttemptFailed {
+                            at: now,
+                            error,
+                            retry_at: None,
+                        },
+                        None,
+                    )?;
+                }
+            },
+            PlanStepKind::Approval { .. } => {
+                step_event(
+                    &mut decision,
+                    key,
+                    step.state.clone(),
+                    0,
+                    StepEvent::Wait {
+                        on: StepWait::Approval { requested_at: now },
+                        at: now,
+                    },
+                    None,
+                )?;
+                if let Some(timeout) = definition.approval.as_ref().and_then(|a| a.timeout) {
+                    let until = now
+                        + chrono::Duration::from_std(timeout.get())
+                            .unwrap_or(chrono::Duration::MAX);
+                    decision.changes.timers.push(TimerChange::Arm {
+                        step: key.to_string(),
+                        at: until,
+                        purpose: "approval_timeout".into(),
+                    });
+                }
+            }
+            PlanStepKind::Playbook { reference } => {
+                let running = step_event(
+                    &mut decision,
+                    key,
+                    step.state.clone(),
+                    0,
+                    StepEvent::Start { at: now },
+                    None,
+                )?;
+                let error = AttemptError {
+                    kind: ErrorKind::Plugin,
+                    message: format!(
+                        "sub-playbook `{reference}` cannot run yet: sub-playbooks are not implemented"
+                    ),
+                    retryable: false,
+                };
+                step_event(
+                    &mut decision,
+                    key,
+                    running,
+                    1,
+                    StepEvent::AttemptFailed {
+                        at: now,
+                        error,
+                        retry_at: None,
+                    },
+                    None,
+                )?;
+            }
+        }
+    }
+    if !decision.is_empty() {
+        if run.status() == RunStatus::Waiting {
+            run_event(&mut decision, run, RunEvent::Wake)?;
+        }
+        return Ok(decision);
+    }
+
+    // Nothing to start: finished, or blocked on people or timers?
+    let open: Vec<(&String, &super::snapshot::StepSnapshot)> = snap
+        .steps
+        .iter()
+        .filter(|(key, s)| {
+            !prep.plan.node(key).is_some_and(|n| n.handler) && !settled(s.state.status())
+        })
+        .collect();
+    if open.is_empty() && inflight.is_empty() {
+        run_event(&mut decision, run, RunEvent::Complete { at: now })?;
+        end_open_steps(snap, &mut decision, now)?;
+        return Ok(decision);
+    }
+    // Nothing can start and nothing runs: the run waits on its waiting steps
+    // (the pending ones wait behind them).
+    if inflight.is_empty()
+        && run.status() == RunStatus::Running
+        && open
+            .iter()
+            .any(|(_, s)| s.state.status() == StepStatus::Waiting)
+    {
+        let gate = open.iter().find(|(_, s)| {
+            matches!(
+                s.state,
+                StepState::Waiting {
+                    on: StepWait::Approval { .. },
+                    ..
+                }
+            )
+        });
+        let reason = match gate {
+            Some((key, _)) => WaitReason::Approval {
+                step: (*key).clone(),
+            },
+            None => WaitReason::Timer {
+                until: snap.timers.first().map_or(now, |t| t.at),
+            },
+        };
+        run_event(&mut decision, run, RunEvent::Wait { on: reason })?;
+    }
+    Ok(decision)
+}

@@ -1,0 +1,218 @@
+//! Executions in flight: starting them after their attempt is committed,
+//! and recording how they ended.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::attempts::next_retry;
+use super::decide::{Decision, step_event};
+use super::snapshot::{Snapshot, stored};
+use super::{Engine, EngineError, Prepared};
+use crate::Timestamp;
+use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
+use crate::machine::Transition;
+use crate::step_state::{StepEvent, StepState, StepWait};
+use cordon_storage::{AttemptChange, StorageError, TimerChange};
+
+/// A finished execution, reported back to the driver.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Attempt {
+        step: String,
+        number: u32,
+        result: Result<Value, AttemptError>,
+    },
+    Compensation {
+        step: String,
+        result: Result<(), String>,
+    },
+}
+
+impl Engine {
+    /// Starts the executions a committed decision created.
+    pub(crate) fn launch(
+        &self,
+        prep: &Prepared,
+        decision: Decision,
+        tx: &mpsc::UnboundedSender<Done>,
+        inflight: &mut HashSet<(String, u32)>,
+        compensating: &mut HashSet<String>,
+    ) {
+        for (step, number, call) in decision.executions {
+            inflight.insert((step.clone(), number));
+            let executor = self.executor.clone();
+            let tx = tx.clone();
+            let timeout = prep
+                .steps
+                .get(&step)
+                .and_then(|s| s.timeout)
+                .map(|t| t.get());
+            tracing::info!(run = %call.run, step = %step, attempt = number, key = %call.key, "attempt started");
+            tokio::spawn(async move {
+                let execution = executor.execute(call);
+                let result = match timeout {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, execution)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(AttemptError {
+                                    kind: ErrorKind::Timeout,
+                                    message: format!("no result within {limit:?}"),
+                                    retryable: true,
+                                })
+                            })
+                    }
+                    None => execution.await,
+                };
+                let _ = tx.send(Done::Attempt {
+                    step,
+                    number,
+                    result,
+                });
+            });
+        }
+        for (step, call, outputs) in decision.compensations {
+            compensating.insert(step.clone());
+            let executor = self.executor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = executor.compensate(call, outputs).await;
+                let _ = tx.send(Done::Compensation { step, result });
+            });
+        }
+    }
+
+    /// Records a finished execution: the attempt's and the step's new states
+    /// (and a backoff timer when a retry follows), in one change set.
+    pub(crate) async fn record(
+        &self,
+        prep: &Prepared,
+        snap: &Snapshot,
+        done: Done,
+        inflight: &mut HashSet<(String, u32)>,
+        compensating: &mut HashSet<String>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let mut decision = Decision::default();
+        match done {
+            Done::Attempt {
+                step,
+                number,
+                result,
+            } => {
+                inflight.remove(&(step.clone(), number));
+                let Some(attempt) = snap.attempts.get(&(step.clone(), number)) else {
+                    return Ok(());
+                };
+                let event = AttemptEvent::Finished {
+                    at: now,
+                    result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+                };
+                let Transition::To {
+                    state: finished, ..
+                } = attempt.state.clone().on(event)?
+                else {
+                    tracing::info!(run = %snap.record.id, step = %step, attempt = number, "late attempt result absorbed");
+                    return Ok(());
+                };
+                decision.changes.attempts.push(AttemptChange::Update {
+                    step: step.clone(),
+                    number,
+                    state: stored(finished.status().as_str(), &finished),
+                    node: None,
+                    finished_at: Some(now),
+                });
+                let current = snap.step(&step)?;
+                let (event, outputs) = match result {
+                    Ok(outputs) => (StepEvent::AttemptSucceeded { at: now }, Some(outputs)),
+                    Err(error) => {
+                        let retry_at = next_retry(prep.step(&step)?, number, &error, now);
+                        (
+                            StepEvent::AttemptFailed {
+                                at: now,
+                                error,
+                                retry_at,
+                            },
+                            None,
+                        )
+                    }
+                };
+                tracing::info!(run = %snap.record.id, step = %step, attempt = number, ok = outputs.is_some(), "attempt finished");
+                let after = step_event(
+                    &mut decision,
+                    &step,
+                    current.state.clone(),
+                    current.attempt,
+                    event,
+                    outputs,
+                )?;
+                if let StepState::Waiting {
+                    on: StepWait::Backoff { until },
+                    ..
+                } = after
+                {
+                    decision.changes.timers.push(TimerChange::Arm {
+                        step: step.clone(),
+                        at: until,
+                        purpose: "backoff".into(),
+                    });
+                }
+            }
+            Done::Compensation { step, result } => {
+                compensating.remove(&step);
+                let current = snap.step(&step)?;
+                step_event(
+                    &mut decision,
+                    &step,
+                    current.state.clone(),
+                    current.attempt,
+                    StepEvent::CompensationFinished { at: now, result },
+                    None,
+                )?;
+            }
+        }
+        match self
+            .store
+            .commit(
+                &snap.record.id,
+                snap.record.revision,
+                &decision.changes,
+                now,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StorageError::StaleRevision { .. }) => {
+                Box::pin(self.record_again(prep, &snap.record.id, decision, now)).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Retries recording after a concurrent change, on a fresh read.
+    async fn record_again(
+        &self,
+        _prep: &Prepared,
+        run_id: &str,
+        decision: Decision,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        for _ in 0..5 {
+            let snap = Snapshot::load(&self.store, run_id).await?;
+            match self
+                .store
+                .commit(run_id, snap.record.revision, &decision.changes, now)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StorageError::StaleRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Corrupt(format!(
+            "run {run_id} keeps changing under the engine"
+        )))
+    }
+}

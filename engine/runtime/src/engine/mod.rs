@@ -1,0 +1,431 @@
+//! The scheduler: drives runs through their plans, persisting every
+//! transition before acting on it.
+//!
+//! One task drives one run at a time while its node holds the run's lease.
+//! Each turn of the loop reads the run back from storage, decides the next
+//! change ([`decide`]), commits it as one change set from the revision it
+//! read, and only then starts the executions the change created. Because
+//! every decision is derived from stored state, a node that crashes between
+//! any two steps of this loop loses nothing: whoever drives the run next
+//! decides the same thing again, and an attempt that may have run is re-run
+//! with its original idempotency key.
+
+mod attempts;
+mod compensation;
+mod decide;
+mod execution;
+mod snapshot;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use cordon_graph::ExecutionPlan;
+use cordon_playbook::inputs::{InputProblem, resolve};
+use cordon_playbook::model::Step;
+use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
+use cordon_storage::{ChangeSet, NewRun, StorageError, Store};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::clock::{Clock, Timestamp};
+use crate::executor::Executor;
+use crate::machine::{InvalidTransition, Transition};
+use crate::run_state::{RunEvent, RunState, RunStatus};
+use crate::step_state::{StepEvent, StepState, StepStatus};
+use decide::{Decision, decide, step_event};
+use execution::Done;
+use snapshot::{Snapshot, stored};
+
+/// Why the engine could not go on with a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No run has this id.
+    #[error("no run `{0}`")]
+    UnknownRun(String),
+    /// Another node holds the run's lease: leave the run to it.
+    #[error("run `{0}` is driven by another node")]
+    LeaseLost(String),
+    /// A state machine refused an event: a bug, or a record changed by hand.
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    /// The run's pinned version no longer validates (its plugins changed).
+    #[error("the pinned version cannot be planned: {0}")]
+    Unplannable(String),
+    /// A step's inputs could not be rendered.
+    #[error("{0}")]
+    Render(String),
+    /// Stored data does not decode.
+    #[error("corrupt run record: {0}")]
+    Corrupt(String),
+    /// Storage failed; retrying may help.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a run could not be started. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The playbook or the version is not published.
+    #[error("{0} is not published")]
+    UnknownPlaybook(String),
+    /// The inputs do not match the playbook's declarations.
+    #[error("invalid inputs: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Inputs(Vec<InputProblem>),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// How far [`Engine::drive`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The run is over.
+    Finished(RunStatus),
+    /// Nothing can happen before `until` (a timer), or before someone decides a gate (`None`).
+    Blocked {
+        /// The next timer, if any.
+        until: Option<Timestamp>,
+    },
+}
+
+/// A run request.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The playbook.
+    pub playbook: String,
+    /// The exact version; the newest when `None`.
+    pub version: Option<String>,
+    /// Inputs by name.
+    pub inputs: BTreeMap<String, Value>,
+    /// Who or what starts it.
+    pub trigger: Value,
+    /// Record side effects instead of performing them.
+    pub dry_run: bool,
+}
+
+/// A pinned version made ready to run: its playbook and plan.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) steps: HashMap<String, Step>,
+    pub(crate) plan: ExecutionPlan,
+}
+
+impl Prepared {
+    pub(crate) fn step(&self, key: &str) -> Result<&Step, EngineError> {
+        self.steps
+            .get(key)
+            .ok_or_else(|| EngineError::Corrupt(format!("no step `{key}` in the plan")))
+    }
+}
+
+/// The run engine of one node.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    executor: Arc<dyn Executor>,
+    plugins: Arc<PluginCatalog>,
+    node: String,
+    lease: chrono::Duration,
+    plans: Arc<Mutex<HashMap<String, Arc<Prepared>>>>,
+}
+
+impl Engine {
+    /// An engine for node `node`, holding run leases for `lease`.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        executor: Arc<dyn Executor>,
+        plugins: Arc<PluginCatalog>,
+        node: impl Into<String>,
+        lease: std::time::Duration,
+    ) -> Engine {
+        Engine {
+            store,
+            clock,
+            executor,
+            plugins,
+            node: node.into(),
+            lease: chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30)),
+            plans: Arc::default(),
+        }
+    }
+
+    /// Starts a run: pins the version (the newest if none is named),
+    /// checks the inputs, and stores the run queued with all its steps
+    /// pending — or, on any problem, writes nothing.
+    pub async fn start_run(&self, request: RunRequest) -> Result<String, StartError> {
+        let version = match &request.version {
+            Some(v) => self.store.version(&request.playbook, v).await?,
+            None => self.store.latest(&request.playbook).await?,
+        };
+        let reference = format!(
+            "{}@{}",
+            request.playbook,
+            request.version.as_deref().unwrap_or("latest")
+        );
+        let version = version.ok_or(StartError::UnknownPlaybook(reference))?;
+        let inputs =
+            resolve(&version.playbook.inputs, &request.inputs).map_err(StartError::Inputs)?;
+        let now = self.clock.now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let queued = RunState::Queued { queued_at: now };
+        let pending = StepState::Pending;
+        self.store
+            .create_run(NewRun {
+                id: id.clone(),
+                playbook: version.name.clone(),
+                version: version.version.clone(),
+                inputs,
+                trigger: request.trigger,
+                dry_run: request.dry_run,
+                drill: false,
+                state: stored(queued.status().as_str(), &queued),
+                steps: version
+                    .playbook
+                    .steps
+                    .iter()
+                    .map(|s| (s.id.clone(), stored(pending.status().as_str(), &pending)))
+                    .collect(),
+                now,
+            })
+            .await?;
+        tracing::info!(run = %id, playbook = %version.name, version = %version.version, "run queued");
+        Ok(id)
+    }
+
+    /// The plan of the version a run pinned, validated again against the
+    /// current plugin catalog (cached by digest).
+    async fn prepare(&self, snap: &Snapshot) -> Result<Arc<Prepared>, EngineError> {
+        if let Some(prepared) = self
+            .plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&snap.record.digest)
+        {
+            return Ok(prepared.clone());
+        }
+        let version = self
+            .store
+            .version(&snap.record.playbook, &snap.record.version)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Corrupt(format!(
+                    "run {} pins a version that is gone",
+                    snap.record.id
+                ))
+            })?;
+        if version.digest != snap.record.digest {
+            return Err(EngineError::Corrupt(format!(
+                "run {} pinned {}, the stored version is {}",
+                snap.record.id, snap.record.digest, version.digest
+            )));
+        }
+        let mut index = PlaybookIndex::default();
+        for stored in self.store.all_versions().await? {
+            if let Ok(v) = semver::Version::parse(&stored.version) {
+                index.insert(&stored.name, v, stored.playbook.inputs.clone());
+            }
+        }
+        let ctx = Context {
+            playbooks: Some(&index),
+            ..Context::new(&self.plugins)
+        };
+        let validation = validate(
+            &format!("{}@{}", version.name, version.version),
+            version.source.as_bytes(),
+            &ctx,
+        );
+        let Some(valid) = validation.valid() else {
+            let first = validation
+                .diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map(|d| d.message.clone())
+                .unwrap_or_default();
+            return Err(EngineError::Unplannable(first));
+        };
+        let plan = cordon_graph::compile(valid, &self.plugins);
+        let steps = valid
+            .playbook()
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        let prepared = Arc::new(Prepared { steps, plan });
+        self.plans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(snap.record.digest.clone(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Drives a run as far as it can go now. Returns when the run is over,
+    /// or when nothing can happen before a timer fires or a gate is decided
+    /// (the lease is then released: timers and gates are durable).
+    pub async fn drive(&self, run_id: &str) -> Result<Progress, EngineError> {
+        let now = self.clock.now();
+        if !self
+            .store
+            .claim_run(run_id, &self.node, now, self.lease)
+            .await?
+        {
+            return Err(EngineError::LeaseLost(run_id.to_string()));
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+        let mut inflight: HashSet<(String, u32)> = HashSet::new();
+        let mut compensating: HashSet<String> = HashSet::new();
+        loop {
+            let now = self.clock.now();
+            if !self
+                .store
+                .renew_lease(run_id, &self.node, now, self.lease)
+                .await?
+            {
+                return Err(EngineError::LeaseLost(run_id.to_string()));
+            }
+            let snap = Snapshot::load(&self.store, run_id).await?;
+            if snap.run.status().is_terminal() {
+                self.store.release_lease(run_id, &self.node).await?;
+                return Ok(Progress::Finished(snap.run.status()));
+            }
+            let prep = self.prepare(&snap).await?;
+            if let Ok(done) = rx.try_recv() {
+                self.record(&prep, &snap, done, &mut inflight, &mut compensating, now)
+                    .await?;
+                continue;
+            }
+            let mut busy: HashSet<(String, u32)> = inflight.clone();
+            busy.extend(compensating.iter().map(|s| (s.clone(), 0)));
+            let decision = decide(&prep, &snap, &busy, &self.node, now)?;
+            if !decision.is_empty() {
+                match self
+                    .store
+                    .commit(run_id, snap.record.revision, &decision.changes, now)
+                    .await
+                {
+                    Ok(_) => {}
+                    // Someone else (a cancel, a gate decision) moved the run: decide again.
+                    Err(StorageError::StaleRevision { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                self.launch(&prep, decision, &tx, &mut inflight, &mut compensating);
+                continue;
+            }
+            if inflight.is_empty() && compensating.is_empty() {
+                self.store.release_lease(run_id, &self.node).await?;
+                let until = snap.timers.first().map(|t| t.at);
+                return Ok(Progress::Blocked { until });
+            }
+            // Wait for an execution to finish, renewing the lease meanwhile.
+            let renew_every = (self.lease / 3)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(5));
+            tokio::select! {
+                done = rx.recv() => {
+                    if let Some(done) = done {
+                        let snap = Snapshot::load(&self.store, run_id).await?;
+                        self.record(&prep, &snap, done, &mut inflight, &mut compensating, self.clock.now()).await?;
+                    }
+                }
+                () = tokio::time::sleep(renew_every) => {}
+            }
+        }
+    }
+
+    /// Cancels a run (compensating completed steps if the playbook says so).
+    /// Cancelling a finished run changes nothing.
+    pub async fn cancel(&self, run_id: &str, by: &str) -> Result<RunStatus, EngineError> {
+        loop {
+            let snap = Snapshot::load(&self.store, run_id).await?;
+            let prep = self.prepare(&snap).await?;
+            let now = self.clock.now();
+            let event = RunEvent::Cancel {
+                by: by.to_string(),
+                compensate: prep.plan.compensates(),
+                at: now,
+            };
+            let Transition::To { state, .. } = snap.run.clone().on(event)? else {
+                return Ok(snap.run.status());
+            };
+            let mut changes = ChangeSet {
+                run: Some(stored(state.status().as_str(), &state)),
+                ..ChangeSet::default()
+            };
+            for (key, step) in &snap.steps {
+                if matches!(
+                    step.state.status(),
+                    StepStatus::Pending | StepStatus::Waiting
+                ) {
+                    let mut decision = Decision::default();
+                    step_event(
+                        &mut decision,
+                        key,
+                        step.state.clone(),
+                        step.attempt,
+                        StepEvent::Cancel { at: now },
+                        None,
+                    )?;
+                    changes.steps.extend(decision.changes.steps);
+                }
+            }
+            match self
+                .store
+                .commit(run_id, snap.record.revision, &changes, now)
+                .await
+            {
+                Ok(_) => return Ok(state.status()),
+                Err(StorageError::StaleRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Records a decision on an approval gate. (The approval model — who may
+    /// decide, quorum, plan digests — arrives with the server; this is the
+    /// engine's side of it.)
+    pub async fn decide_gate(
+        &self,
+        run_id: &str,
+        step: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        loop {
+            let snap = Snapshot::load(&self.store, run_id).await?;
+            let now = self.clock.now();
+            let current = snap.step(step)?;
+            let event = if approve {
+                StepEvent::Approved { at: now }
+            } else {
+                StepEvent::Rejected {
+                    at: now,
+                    reason: reason.to_string(),
+                }
+            };
+            let mut decision = Decision::default();
+            step_event(
+                &mut decision,
+                step,
+                current.state.clone(),
+                current.attempt,
+                event,
+                approve.then(|| serde_json::json!({"approved": true})),
+            )?;
+            if snap.run.status() == RunStatus::Waiting
+                && let Transition::To { state, .. } = snap.run.clone().on(RunEvent::Wake)?
+            {
+                decision.changes.run = Some(stored(state.status().as_str(), &state));
+            }
+            match self
+                .store
+                .commit(run_id, snap.record.revision, &decision.changes, now)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StorageError::StaleRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

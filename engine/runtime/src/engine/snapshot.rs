@@ -1,0 +1,97 @@
+//! Everything the engine knows about one run, read from storage and typed.
+
+use std::collections::BTreeMap;
+
+use cordon_storage::{RunRecord, Store, StoredState, TimerRecord};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::EngineError;
+use crate::attempt_state::AttemptState;
+use crate::run_state::RunState;
+use crate::step_state::StepState;
+
+/// A state machine's state as storage keeps it.
+pub(crate) fn stored<S: Serialize>(status: &str, state: &S) -> StoredState {
+    StoredState {
+        status: status.to_string(),
+        state: serde_json::to_value(state).unwrap_or(Value::Null),
+    }
+}
+
+fn typed<S: DeserializeOwned>(stored: &StoredState, what: &str) -> Result<S, EngineError> {
+    serde_json::from_value(stored.state.clone())
+        .map_err(|e| EngineError::Corrupt(format!("{what}: {e}")))
+}
+
+/// One step's stored facts.
+#[derive(Debug, Clone)]
+pub(crate) struct StepSnapshot {
+    pub(crate) state: StepState,
+    pub(crate) attempt: u32,
+    pub(crate) outputs: Option<Value>,
+    pub(crate) updated_at: crate::Timestamp,
+}
+
+/// One attempt's stored facts.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptSnapshot {
+    pub(crate) state: AttemptState,
+}
+
+/// A run as stored, with typed states.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) record: RunRecord,
+    pub(crate) run: RunState,
+    pub(crate) steps: BTreeMap<String, StepSnapshot>,
+    /// By (step key, number).
+    pub(crate) attempts: BTreeMap<(String, u32), AttemptSnapshot>,
+    pub(crate) timers: Vec<TimerRecord>,
+}
+
+impl Snapshot {
+    pub(crate) async fn load(store: &Store, run_id: &str) -> Result<Snapshot, EngineError> {
+        let record = store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
+        let run = typed(&record.state, "run state")?;
+        let mut steps = BTreeMap::new();
+        for step in &record.steps {
+            steps.insert(
+                step.key.clone(),
+                StepSnapshot {
+                    state: typed(&step.state, "step state")?,
+                    attempt: step.attempt,
+                    outputs: step.outputs.clone(),
+                    updated_at: step.updated_at,
+                },
+            );
+        }
+        let mut attempts = BTreeMap::new();
+        for attempt in store.attempts(run_id).await? {
+            attempts.insert(
+                (attempt.step.clone(), attempt.number),
+                AttemptSnapshot {
+                    state: typed(&attempt.state, "attempt state")?,
+                },
+            );
+        }
+        let timers = store.timers(run_id).await?;
+        Ok(Snapshot {
+            record,
+            run,
+            steps,
+            attempts,
+            timers,
+        })
+    }
+
+    pub(crate) fn step(&self, key: &str) -> Result<&StepSnapshot, EngineError> {
+        self.steps.get(key).ok_or_else(|| {
+            EngineError::Corrupt(format!("run {} has no step {key}", self.record.id))
+        })
+    }
+}

@@ -1,0 +1,542 @@
+//! The scheduler end to end against real storage (SQLite and PostgreSQL),
+//! with a scripted executor standing in for the plugin host: branches,
+//! joins, templates, retries with backoff, failure with compensation,
+//! conditions, approval gates, cancellation, and recovery of an attempt
+//! interrupted by a crash — re-run with the same idempotency key.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use cordon_playbook::{Context, PluginCatalog, PluginDescriptor, validate};
+use cordon_runtime::attempt_state::{AttemptError, ErrorKind};
+use cordon_runtime::clock::FakeClock;
+use cordon_runtime::executor::{BoxFuture, Executor, StepCall};
+use cordon_runtime::run_state::RunStatus;
+use cordon_runtime::{Engine, Progress, RunRequest, StartError};
+use cordon_storage::{NewVersion, Store, on_both_backends};
+use serde_json::{Value, json};
+
+/// Answers each step from a script (default: `{"ok": true}`), records every
+/// call, and can hang forever on chosen calls to simulate a crash mid-call.
+#[derive(Debug, Default)]
+struct Scripted {
+    script: Mutex<HashMap<String, VecDeque<Result<Value, AttemptError>>>>,
+    calls: Mutex<Vec<StepCall>>,
+    compensations: Mutex<Vec<(String, Value)>>,
+    hang_once: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn answer(&self, step: &str, results: Vec<Result<Value, AttemptError>>) {
+        self.script
+            .lock()
+            .expect("lock")
+            .insert(step.into(), results.into());
+    }
+
+    fn calls(&self) -> Vec<StepCall> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+impl Executor for Scripted {
+    fn execute(&self, call: StepCall) -> BoxFuture<Result<Value, AttemptError>> {
+        self.calls.lock().expect("lock").push(call.clone());
+        let hang = {
+            let mut hang = self.hang_once.lock().expect("lock");
+            let found = hang.iter().position(|s| *s == call.step);
+            found.map(|i| hang.remove(i)).is_some()
+        };
+        let result = self
+            .script
+            .lock()
+            .expect("lock")
+            .get_mut(&call.step)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| Ok(json!({"ok": true, "device": call.inputs.get("device")})));
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            result
+        })
+    }
+
+    fn compensate(&self, call: StepCall, outputs: Value) -> BoxFuture<Result<(), String>> {
+        self.compensations
+            .lock()
+            .expect("lock")
+            .push((call.step, outputs));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn catalog() -> Arc<PluginCatalog> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/descriptors");
+    let descriptors = std::fs::read_dir(dir).expect("descriptors").map(|e| {
+        serde_json::from_str::<PluginDescriptor>(
+            &std::fs::read_to_string(e.expect("entry").path()).expect("read"),
+        )
+        .expect("descriptor")
+    });
+    Arc::new(PluginCatalog::new(descriptors).expect("catalog"))
+}
+
+fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 6, 0, 0)
+        .single()
+        .expect("time")
+}
+
+async fn publish(store: &Store, yaml: &str) {
+    let catalog = catalog();
+    let validation = validate("p.yaml", yaml.as_bytes(), &Context::new(&catalog));
+    assert!(!validation.has_errors(), "{:#?}", validation.diagnostics);
+    let valid = validation.into_valid().expect("valid");
+    store
+        .publish(
+            NewVersion::new(
+                valid.playbook(),
+                yaml.into(),
+                BTreeMap::new(),
+                start(),
+                "alice".into(),
+            )
+            .expect("v"),
+        )
+        .await
+        .expect("publish");
+}
+
+fn engine(store: &Store, clock: &Arc<FakeClock>, executor: &Arc<Scripted>, node: &str) -> Engine {
+    Engine::new(
+        store.clone(),
+        clock.clone(),
+        executor.clone(),
+        catalog(),
+        node,
+        Duration::from_secs(30),
+    )
+}
+
+fn request(playbook: &str, inputs: Value) -> RunRequest {
+    let inputs = inputs
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    RunRequest {
+        playbook: playbook.into(),
+        version: None,
+        inputs,
+        trigger: json!({"kind": "manual", "by": "alice"}),
+        dry_run: false,
+    }
+}
+
+async fn statuses(store: &Store, run: &str) -> BTreeMap<String, String> {
+    store
+        .run(run)
+        .await
+        .expect("read")
+        .expect("run")
+        .steps
+        .into_iter()
+        .map(|s| (s.key, s.state.status))
+        .collect()
+}
+
+const CONTAIN: &str = r#"
+cordon: v1
+name: contain
+version: 1.0.0
+inputs:
+  device: {type: device}
+steps:
+  - id: quarantine
+    uses: isolate@1
+    with: {device: '${{ inputs.device }}', mode: soft}
+  - id: health
+    needs: [quarantine]
+    uses: check-health@1
+    with: {device: '${{ steps.quarantine.outputs.device }}'}
+  - id: snapshot
+    needs: [quarantine]
+    uses: check-health@1
+    with: {device: '${{ inputs.device }}', window: 5m}
+  - id: restore
+    needs: [health, snapshot]
+    uses: restore-device@1
+    with: {device: '${{ inputs.device }}'}
+    retry: {attempts: 3, backoff: 10s}
+"#;
+
+on_both_backends!(
+    branches_join_and_templates_render,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        let calls = executor.calls();
+        let order: Vec<&str> = calls.iter().map(|c| c.step.as_str()).collect();
+        assert_eq!(order[0], "quarantine");
+        assert_eq!(
+            order[3], "restore",
+            "the join waits for both branches: {order:?}"
+        );
+        assert_eq!(calls[0].inputs, json!({"device": "plc-7", "mode": "soft"}));
+        let health = calls.iter().find(|c| c.step == "health").expect("health");
+        assert_eq!(
+            health.inputs["device"], "plc-7",
+            "upstream outputs feed templates"
+        );
+        assert_eq!(health.key.as_str(), format!("{run}/health/1"));
+        assert!(
+            statuses(&store, &run)
+                .await
+                .values()
+                .all(|s| s == "succeeded")
+        );
+        // A late cancel changes nothing.
+        assert_eq!(
+            engine.cancel(&run, "bob").await.expect("cancel"),
+            RunStatus::Succeeded
+        );
+    }
+);
+
+on_both_backends!(
+    transient_failures_retry_after_a_durable_backoff,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let slow = || {
+            Err(AttemptError {
+                kind: ErrorKind::Timeout,
+                message: "device did not answer".into(),
+                retryable: false,
+            })
+        };
+        executor.answer(
+            "restore",
+            vec![slow(), slow(), Ok(json!({"healthy": true}))],
+        );
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        // First failure: blocked until the 10 s backoff timer.
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked {
+                until: Some(start() + chrono::Duration::seconds(10))
+            }
+        );
+        clock.advance(Duration::from_secs(10));
+        // Second failure: the backoff doubles.
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked {
+                until: Some(start() + chrono::Duration::seconds(30))
+            }
+        );
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        let keys: Vec<String> = executor
+            .calls()
+            .iter()
+            .filter(|c| c.step == "restore")
+            .map(|c| c.key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                format!("{run}/restore/1"),
+                format!("{run}/restore/2"),
+                format!("{run}/restore/3")
+            ]
+        );
+        let attempts = store.attempts(&run).await.expect("attempts");
+        let restore: Vec<&str> = attempts
+            .iter()
+            .filter(|a| a.step == "restore")
+            .map(|a| a.state.status.as_str())
+            .collect();
+        assert_eq!(restore, ["failed", "failed", "succeeded"]);
+    }
+);
+
+on_both_backends!(
+    a_permanent_failure_compensates_completed_steps,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        executor.answer(
+            "restore",
+            vec![Err(AttemptError {
+                kind: ErrorKind::Denied,
+                message: "connection fleet-broker not granted".into(),
+                retryable: true,
+            })],
+        );
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        // Denied is not transient: one attempt only, despite `retry: {attempts: 3}`.
+        assert_eq!(
+            executor
+                .calls()
+                .iter()
+                .filter(|c| c.step == "restore")
+                .count(),
+            1
+        );
+        // isolate is compensable: the quarantine is undone with the outputs it produced.
+        let compensations = executor.compensations.lock().expect("lock").clone();
+        assert_eq!(compensations.len(), 1);
+        assert_eq!(compensations[0].0, "quarantine");
+        let steps = statuses(&store, &run).await;
+        assert_eq!(steps["quarantine"], "compensated");
+        assert_eq!(steps["restore"], "failed");
+        let state = store
+            .run(&run)
+            .await
+            .expect("read")
+            .expect("run")
+            .state
+            .state;
+        assert_eq!(state["error"]["kind"], "step_failed");
+        assert_eq!(state["error"]["step"], "restore");
+    }
+);
+
+const GATED: &str = r#"
+cordon: v1
+name: gated
+version: 1.0.0
+inputs:
+  device: {type: device}
+  hard: {type: boolean, default: false}
+steps:
+  - id: quarantine
+    uses: isolate@1
+    with: {device: '${{ inputs.device }}'}
+  - id: cut
+    needs: [quarantine]
+    if: inputs.hard
+    uses: isolate@1
+    with: {device: '${{ inputs.device }}', mode: hard}
+  - id: approve
+    needs: [quarantine]
+    approval: {approvers: {roles: [security-lead]}, timeout: 30m}
+  - id: revoke
+    needs: [approve]
+    uses: revoke-cert@1
+    with: {device: '${{ inputs.device }}'}
+on_failure: {compensate: false}
+"#;
+
+on_both_backends!(
+    gates_wait_for_people_and_conditions_skip,
+    |store: Store| async move {
+        publish(&store, GATED).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("gated", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked {
+                until: Some(start() + chrono::Duration::minutes(30))
+            }
+        );
+        let steps = statuses(&store, &run).await;
+        assert_eq!(
+            (
+                steps["cut"].as_str(),
+                steps["approve"].as_str(),
+                steps["revoke"].as_str()
+            ),
+            ("skipped", "waiting", "pending")
+        );
+        assert_eq!(
+            store
+                .run(&run)
+                .await
+                .expect("read")
+                .expect("run")
+                .state
+                .status,
+            "waiting"
+        );
+        assert!(
+            !executor.calls().iter().any(|c| c.step == "revoke"),
+            "nothing irreversible before the approval"
+        );
+        engine
+            .decide_gate(&run, "approve", true, "")
+            .await
+            .expect("approve");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        assert!(executor.calls().iter().any(|c| c.step == "revoke"));
+
+        // A gate nobody decides is rejected when its timeout fires.
+        let second = engine
+            .start_run(request("gated", json!({"device": "plc-8"})))
+            .await
+            .expect("start");
+        engine.drive(&second).await.expect("drive");
+        clock.advance(Duration::from_secs(30 * 60));
+        assert_eq!(
+            engine.drive(&second).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let state = store
+            .run(&second)
+            .await
+            .expect("read")
+            .expect("run")
+            .state
+            .state;
+        assert_eq!(
+            state["error"],
+            json!({"kind": "rejected", "step": "approve"})
+        );
+        assert_eq!(statuses(&store, &second).await["revoke"], "skipped");
+    }
+);
+
+on_both_backends!(
+    an_interrupted_attempt_is_rerun_with_the_same_key,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        executor
+            .hang_once
+            .lock()
+            .expect("lock")
+            .push("health".into());
+        let first = engine(&store, &clock, &executor, "n1");
+        let run = first
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        // Node n1 "crashes" while `health` is executing: its driver is dropped.
+        let driving = tokio::spawn({
+            let run = run.clone();
+            async move { first.drive(&run).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        driving.abort();
+        let _ = driving.await;
+        assert_eq!(statuses(&store, &run).await["health"], "running");
+        // While n1's lease lives, n2 may not touch the run.
+        let second = engine(&store, &clock, &executor, "n2");
+        assert!(second.drive(&run).await.is_err(), "the lease keeps n2 out");
+        // Once it expires, n2 takes over and re-runs the interrupted attempt.
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(
+            second.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        let keys: Vec<String> = executor
+            .calls()
+            .iter()
+            .filter(|c| c.step == "health")
+            .map(|c| c.key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [format!("{run}/health/1"), format!("{run}/health/1")],
+            "same idempotency key both times"
+        );
+        let attempts = store.attempts(&run).await.expect("attempts");
+        let health: Vec<(&str, u32, &str)> = attempts
+            .iter()
+            .filter(|a| a.step == "health")
+            .map(|a| (a.state.status.as_str(), a.number, a.node.as_str()))
+            .collect();
+        assert_eq!(
+            health,
+            [("succeeded", 1, "n2")],
+            "one attempt record, finished by the node that took over"
+        );
+    }
+);
+
+on_both_backends!(
+    bad_starts_write_nothing_and_queued_runs_cancel,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let err = engine
+            .start_run(request("nope", json!({})))
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, StartError::UnknownPlaybook(_)), "{err}");
+        let err = engine
+            .start_run(request("contain", json!({"device": 7, "colour": "red"})))
+            .await
+            .expect_err("inputs");
+        assert_eq!(
+            err.to_string(),
+            "invalid inputs: the playbook has no input `colour`; input `device` must be a device, not `7`"
+        );
+        assert!(
+            store.runs(&[], 10).await.expect("list").is_empty(),
+            "nothing written"
+        );
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.cancel(&run, "bob").await.expect("cancel"),
+            RunStatus::Cancelled
+        );
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Cancelled)
+        );
+        assert!(executor.calls().is_empty());
+        assert!(
+            statuses(&store, &run)
+                .await
+                .values()
+                .all(|s| s == "skipped")
+        );
+    }
+);
