@@ -14,7 +14,7 @@ use crate::Timestamp;
 use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
 use crate::machine::Transition;
 use crate::step_state::{StepEvent, StepState, StepWait};
-use cordon_storage::{AttemptChange, StorageError, TimerChange};
+use cordon_storage::{AttemptChange, ChangeSet, StorageError, TimerChange};
 
 /// A finished execution, reported back to the driver.
 #[derive(Debug)]
@@ -84,94 +84,103 @@ impl Engine {
         }
     }
 
-    /// Records a finished execution: the attempt's and the step's new states
-    /// (and a backoff timer when a retry follows), in one change set.
+    /// Records finished executions: the attempts' and the steps' new states
+    /// (and backoff timers when retries follow), in one change set. Returns
+    /// what it committed and the new revision when it committed on top of
+    /// `snap`, `None` when it had to re-read first.
     pub(crate) async fn record(
         &self,
         prep: &Prepared,
         snap: &Snapshot,
-        done: Done,
+        dones: Vec<Done>,
         inflight: &mut HashSet<(String, u32)>,
         compensating: &mut HashSet<String>,
         now: Timestamp,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<(ChangeSet, i64)>, EngineError> {
+        // Every result that arrived is recorded in one change set: a fan-out
+        // of a hundred steps finishing together costs one commit, not a hundred.
         let mut decision = Decision::default();
-        match done {
-            Done::Attempt {
-                step,
-                number,
-                result,
-            } => {
-                inflight.remove(&(step.clone(), number));
-                let Some(attempt) = snap.attempts.get(&(step.clone(), number)) else {
-                    return Ok(());
-                };
-                let event = AttemptEvent::Finished {
-                    at: now,
-                    result: result.as_ref().map(|_| ()).map_err(Clone::clone),
-                };
-                let Transition::To {
-                    state: finished, ..
-                } = attempt.state.clone().on(event)?
-                else {
-                    tracing::info!(run = %snap.record.id, step = %step, attempt = number, "late attempt result absorbed");
-                    return Ok(());
-                };
-                decision.changes.attempts.push(AttemptChange::Update {
-                    step: step.clone(),
+        for done in dones {
+            match done {
+                Done::Attempt {
+                    step,
                     number,
-                    state: stored(finished.status().as_str(), &finished),
-                    node: None,
-                    finished_at: Some(now),
-                });
-                let current = snap.step(&step)?;
-                let (event, outputs) = match result {
-                    Ok(outputs) => (StepEvent::AttemptSucceeded { at: now }, Some(outputs)),
-                    Err(error) => {
-                        let retry_at = next_retry(prep.step(&step)?, number, &error, now);
-                        (
-                            StepEvent::AttemptFailed {
-                                at: now,
-                                error,
-                                retry_at,
-                            },
-                            None,
-                        )
-                    }
-                };
-                tracing::info!(run = %snap.record.id, step = %step, attempt = number, ok = outputs.is_some(), "attempt finished");
-                let after = step_event(
-                    &mut decision,
-                    &step,
-                    current.state.clone(),
-                    current.attempt,
-                    event,
-                    outputs,
-                )?;
-                if let StepState::Waiting {
-                    on: StepWait::Backoff { until },
-                    ..
-                } = after
-                {
-                    decision.changes.timers.push(TimerChange::Arm {
+                    result,
+                } => {
+                    inflight.remove(&(step.clone(), number));
+                    let Some(attempt) = snap.attempts.get(&(step.clone(), number)) else {
+                        continue;
+                    };
+                    let event = AttemptEvent::Finished {
+                        at: now,
+                        result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+                    };
+                    let Transition::To {
+                        state: finished, ..
+                    } = attempt.state.clone().on(event)?
+                    else {
+                        tracing::info!(run = %snap.record.id, step = %step, attempt = number, "late attempt result absorbed");
+                        continue;
+                    };
+                    decision.changes.attempts.push(AttemptChange::Update {
                         step: step.clone(),
-                        at: until,
-                        purpose: "backoff".into(),
+                        number,
+                        state: stored(finished.status().as_str(), &finished),
+                        node: None,
+                        finished_at: Some(now),
                     });
+                    let current = snap.step(&step)?;
+                    let (event, outputs) = match result {
+                        Ok(outputs) => (StepEvent::AttemptSucceeded { at: now }, Some(outputs)),
+                        Err(error) => {
+                            let retry_at = next_retry(prep.step(&step)?, number, &error, now);
+                            (
+                                StepEvent::AttemptFailed {
+                                    at: now,
+                                    error,
+                                    retry_at,
+                                },
+                                None,
+                            )
+                        }
+                    };
+                    tracing::info!(run = %snap.record.id, step = %step, attempt = number, ok = outputs.is_some(), "attempt finished");
+                    let after = step_event(
+                        &mut decision,
+                        &step,
+                        current.state.clone(),
+                        current.attempt,
+                        event,
+                        outputs,
+                    )?;
+                    if let StepState::Waiting {
+                        on: StepWait::Backoff { until },
+                        ..
+                    } = after
+                    {
+                        decision.changes.timers.push(TimerChange::Arm {
+                            step: step.clone(),
+                            at: until,
+                            purpose: "backoff".into(),
+                        });
+                    }
+                }
+                Done::Compensation { step, result } => {
+                    compensating.remove(&step);
+                    let current = snap.step(&step)?;
+                    step_event(
+                        &mut decision,
+                        &step,
+                        current.state.clone(),
+                        current.attempt,
+                        StepEvent::CompensationFinished { at: now, result },
+                        None,
+                    )?;
                 }
             }
-            Done::Compensation { step, result } => {
-                compensating.remove(&step);
-                let current = snap.step(&step)?;
-                step_event(
-                    &mut decision,
-                    &step,
-                    current.state.clone(),
-                    current.attempt,
-                    StepEvent::CompensationFinished { at: now, result },
-                    None,
-                )?;
-            }
+        }
+        if decision.is_empty() {
+            return Ok(None);
         }
         match self
             .store
@@ -183,9 +192,10 @@ impl Engine {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(revision) => Ok(Some((decision.changes, revision))),
             Err(StorageError::StaleRevision { .. }) => {
-                Box::pin(self.record_again(prep, &snap.record.id, decision, now)).await
+                Box::pin(self.record_again(prep, &snap.record.id, decision, now)).await?;
+                Ok(None)
             }
             Err(e) => Err(e.into()),
         }

@@ -275,24 +275,48 @@ impl Engine {
         let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
         let mut inflight: HashSet<(String, u32)> = HashSet::new();
         let mut compensating: HashSet<String> = HashSet::new();
+        let mut lease_until = now + self.lease;
+        // While this node holds the lease it is the run's only writer, so it
+        // follows its own commits in memory; anyone else's write (a cancel, a
+        // gate decision) bumps the revision, the next commit is refused, and
+        // the run is read again.
+        let mut cached: Option<Snapshot> = None;
         loop {
             let now = self.clock.now();
-            if !self
-                .store
-                .renew_lease(run_id, &self.node, now, self.lease)
-                .await?
-            {
-                return Err(EngineError::LeaseLost(run_id.to_string()));
+            // Renew once a third of the lease is used, not on every turn: a
+            // renewal is a durable commit, and the lease only has to be valid
+            // whenever this node acts — which it is, with two thirds to spare.
+            if lease_until - now < self.lease * 2 / 3 {
+                if !self
+                    .store
+                    .renew_lease(run_id, &self.node, now, self.lease)
+                    .await?
+                {
+                    return Err(EngineError::LeaseLost(run_id.to_string()));
+                }
+                lease_until = now + self.lease;
             }
-            let snap = Snapshot::load(&self.store, run_id).await?;
+            let mut snap = match cached.take() {
+                Some(snap) => snap,
+                None => Snapshot::load(&self.store, run_id).await?,
+            };
             if snap.run.status().is_terminal() {
                 self.store.release_lease(run_id, &self.node).await?;
                 return Ok(Progress::Finished(snap.run.status()));
             }
             let prep = self.prepare(&snap).await?;
-            if let Ok(done) = rx.try_recv() {
-                self.record(&prep, &snap, done, &mut inflight, &mut compensating, now)
-                    .await?;
+            let mut dones = Vec::new();
+            while let Ok(done) = rx.try_recv() {
+                dones.push(done);
+            }
+            if !dones.is_empty() {
+                if let Some((changes, revision)) = self
+                    .record(&prep, &snap, dones, &mut inflight, &mut compensating, now)
+                    .await?
+                    && snap.apply(&changes, revision, now)?
+                {
+                    cached = Some(snap);
+                }
                 continue;
             }
             let mut busy: HashSet<(String, u32)> = inflight.clone();
@@ -304,7 +328,11 @@ impl Engine {
                     .commit(run_id, snap.record.revision, &decision.changes, now)
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(revision) => {
+                        if snap.apply(&decision.changes, revision, now)? {
+                            cached = Some(snap);
+                        }
+                    }
                     // Someone else (a cancel, a gate decision) moved the run: decide again.
                     Err(StorageError::StaleRevision { .. }) => continue,
                     Err(e) => return Err(e.into()),
@@ -324,8 +352,16 @@ impl Engine {
             tokio::select! {
                 done = rx.recv() => {
                     if let Some(done) = done {
-                        let snap = Snapshot::load(&self.store, run_id).await?;
-                        self.record(&prep, &snap, done, &mut inflight, &mut compensating, self.clock.now()).await?;
+                        let mut dones = vec![done];
+                        while let Ok(more) = rx.try_recv() {
+                            dones.push(more);
+                        }
+                        let now = self.clock.now();
+                        if let Some((changes, revision)) = self.record(&prep, &snap, dones, &mut inflight, &mut compensating, now).await?
+                            && snap.apply(&changes, revision, now)?
+                        {
+                            cached = Some(snap);
+                        }
                     }
                 }
                 () = tokio::time::sleep(renew_every) => {}

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use cordon_storage::{RunRecord, Store, StoredState, TimerRecord};
+use cordon_storage::{
+    AttemptChange, ChangeSet, RunRecord, Store, StoredState, TimerChange, TimerRecord,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -93,5 +95,72 @@ impl Snapshot {
         self.steps.get(key).ok_or_else(|| {
             EngineError::Corrupt(format!("run {} has no step {key}", self.record.id))
         })
+    }
+}
+
+impl Snapshot {
+    /// Applies a change set this node just committed (at `revision`), so
+    /// the next turn does not have to read the run back. Returns `false`
+    /// when the snapshot cannot follow — a new timer's id is only known to
+    /// storage — and must be read again.
+    pub(crate) fn apply(
+        &mut self,
+        changes: &ChangeSet,
+        revision: i64,
+        now: crate::Timestamp,
+    ) -> Result<bool, EngineError> {
+        if changes
+            .timers
+            .iter()
+            .any(|t| matches!(t, TimerChange::Arm { .. }))
+        {
+            return Ok(false);
+        }
+        self.record.revision = revision;
+        if let Some(run) = &changes.run {
+            self.run = typed(run, "run state")?;
+            self.record.state = run.clone();
+        }
+        for change in &changes.steps {
+            let step = self
+                .steps
+                .get_mut(&change.key)
+                .ok_or_else(|| EngineError::Corrupt(format!("no step {}", change.key)))?;
+            step.state = typed(&change.state, "step state")?;
+            step.attempt = change.attempt;
+            step.updated_at = now;
+            if change.outputs.is_some() {
+                step.outputs.clone_from(&change.outputs);
+            }
+        }
+        for change in &changes.attempts {
+            match change {
+                AttemptChange::Start {
+                    step,
+                    number,
+                    state,
+                    ..
+                }
+                | AttemptChange::Update {
+                    step,
+                    number,
+                    state,
+                    ..
+                } => {
+                    self.attempts.insert(
+                        (step.clone(), *number),
+                        AttemptSnapshot {
+                            state: typed(state, "attempt state")?,
+                        },
+                    );
+                }
+            }
+        }
+        for change in &changes.timers {
+            if let TimerChange::Spend { id } = change {
+                self.timers.retain(|t| t.id != *id);
+            }
+        }
+        Ok(true)
     }
 }
