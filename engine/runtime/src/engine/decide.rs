@@ -93,6 +93,43 @@ pub(crate) fn scope(snap: &Snapshot) -> Scope {
     }
 }
 
+/// Fails a step that cannot even start (its condition does not evaluate,
+/// or it asks for something the engine cannot do yet), recording why.
+fn fail_at_start(
+    decision: &mut Decision,
+    key: &str,
+    pending: StepState,
+    message: impl Into<String>,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    let running = step_event(
+        decision,
+        key,
+        pending,
+        0,
+        StepEvent::Start { at: now },
+        None,
+    )?;
+    let error = AttemptError {
+        kind: ErrorKind::Plugin,
+        message: message.into(),
+        retryable: false,
+    };
+    step_event(
+        decision,
+        key,
+        running,
+        1,
+        StepEvent::AttemptFailed {
+            at: now,
+            error,
+            retry_at: None,
+        },
+        None,
+    )?;
+    Ok(())
+}
+
 /// A step that will not change again in the forward direction (only compensation can move a succeeded one).
 fn settled(status: StepStatus) -> bool {
     status.is_terminal() || status == StepStatus::Succeeded
@@ -333,30 +370,7 @@ pub(crate) fn decide(
                     continue;
                 }
                 Err(e) => {
-                    let running = step_event(
-                        &mut decision,
-                        key,
-                        step.state.clone(),
-                        0,
-                        StepEvent::Start { at: now },
-                        None,
-                    )?;
-                    step_event(
-                        &mut decision,
-                        key,
-                        running,
-                        1,
-                        StepEvent::AttemptFailed {
-                            at: now,
-                            error: AttemptError {
-                                kind: ErrorKind::Plugin,
-                                message: e.to_string(),
-                                retryable: false,
-                            },
-                            retry_at: None,
-                        },
-                        None,
-                    )?;
+                    fail_at_start(&mut decision, key, step.state.clone(), e.to_string(), now)?;
                     continue;
                 }
             }
@@ -402,30 +416,12 @@ pub(crate) fn decide(
                     });
                 }
                 _ => {
-                    let running = step_event(
+                    fail_at_start(
                         &mut decision,
                         key,
                         step.state.clone(),
-                        0,
-                        StepEvent::Start { at: now },
-                        None,
-                    )?;
-                    let error = AttemptError {
-                        kind: ErrorKind::Plugin,
-                        message: "`wait: {until: …}` polling is not implemented yet".into(),
-                        retryable: false,
-                    };
-                    step_event(
-                        &mut decision,
-                        key,
-                        running,
-                        1,
-                        StepEvent::AttemptFailed {
-                            at: now,
-                            error,
-                            retry_at: None,
-                        },
-                        None,
+                        "`wait: {until: …}` polling is not implemented yet",
+                        now,
                     )?;
                 }
             },
@@ -453,32 +449,14 @@ pub(crate) fn decide(
                 }
             }
             PlanStepKind::Playbook { reference } => {
-                let running = step_event(
+                fail_at_start(
                     &mut decision,
                     key,
                     step.state.clone(),
-                    0,
-                    StepEvent::Start { at: now },
-                    None,
-                )?;
-                let error = AttemptError {
-                    kind: ErrorKind::Plugin,
-                    message: format!(
+                    format!(
                         "sub-playbook `{reference}` cannot run yet: sub-playbooks are not implemented"
                     ),
-                    retryable: false,
-                };
-                step_event(
-                    &mut decision,
-                    key,
-                    running,
-                    1,
-                    StepEvent::AttemptFailed {
-                        at: now,
-                        error,
-                        retry_at: None,
-                    },
-                    None,
+                    now,
                 )?;
             }
         }

@@ -23,7 +23,7 @@ use cordon_graph::ExecutionPlan;
 use cordon_playbook::inputs::{InputProblem, resolve};
 use cordon_playbook::model::Step;
 use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
-use cordon_storage::{ChangeSet, NewRun, StorageError, Store};
+use cordon_storage::{NewRun, StorageError, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -31,7 +31,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::executor::Executor;
 use crate::machine::{InvalidTransition, Transition};
 use crate::run_state::{RunEvent, RunState, RunStatus};
-use crate::step_state::{StepEvent, StepState, StepStatus};
+use crate::step_state::{StepEvent, StepState};
 use decide::{Decision, decide, step_event};
 use execution::Done;
 use snapshot::{Snapshot, stored};
@@ -384,27 +384,10 @@ impl Engine {
             let Transition::To { state, .. } = snap.run.clone().on(event)? else {
                 return Ok(snap.run.status());
             };
-            let mut changes = ChangeSet {
-                run: Some(stored(state.status().as_str(), &state)),
-                ..ChangeSet::default()
-            };
-            for (key, step) in &snap.steps {
-                if matches!(
-                    step.state.status(),
-                    StepStatus::Pending | StepStatus::Waiting
-                ) {
-                    let mut decision = Decision::default();
-                    step_event(
-                        &mut decision,
-                        key,
-                        step.state.clone(),
-                        step.attempt,
-                        StepEvent::Cancel { at: now },
-                        None,
-                    )?;
-                    changes.steps.extend(decision.changes.steps);
-                }
-            }
+            let mut decision = Decision::default();
+            decision.changes.run = Some(stored(state.status().as_str(), &state));
+            compensation::end_open_steps(&snap, &mut decision, now)?;
+            let changes = decision.changes;
             match self
                 .store
                 .commit(run_id, snap.record.revision, &changes, now)
