@@ -169,6 +169,13 @@ pub enum StepEvent {
         /// Why, for the record.
         reason: String,
     },
+    /// A polled condition (`wait: {until}`) did not hold before its timeout.
+    Expired {
+        /// When.
+        at: Timestamp,
+        /// Why, for the record.
+        reason: String,
+    },
     /// The run is cancelled or failed.
     Cancel {
         /// When.
@@ -296,6 +303,8 @@ pub enum StepEventKind {
     Approved,
     /// [`StepEvent::Rejected`]
     Rejected,
+    /// [`StepEvent::Expired`]
+    Expired,
     /// [`StepEvent::Cancel`]
     Cancel,
     /// [`StepEvent::Compensate`]
@@ -315,6 +324,7 @@ impl StepEventKind {
             E::TimerFired => "timer_fired",
             E::Approved => "approved",
             E::Rejected => "rejected",
+            E::Expired => "expired",
             E::Cancel => "cancel",
             E::Compensate => "compensate",
             E::CompensationFinished => "compensation_finished",
@@ -340,6 +350,9 @@ pub const TRANSITIONS: &[(StepStatus, StepEventKind, &[StepStatus])] = &[
     (S::Waiting, E::TimerFired, &[S::Running, S::Succeeded]),
     (S::Waiting, E::Approved, &[S::Succeeded]),
     (S::Waiting, E::Rejected, &[S::Failed]),
+    // A poll that is not over yet waits again; one that timed out fails.
+    (S::Waiting, E::Wait, &[S::Waiting]),
+    (S::Waiting, E::Expired, &[S::Failed]),
     (S::Waiting, E::Cancel, &[S::Cancelled]),
     (S::Succeeded, E::Compensate, &[S::Compensating]),
     (
@@ -361,6 +374,7 @@ impl StepEvent {
             StepEvent::TimerFired { .. } => E::TimerFired,
             StepEvent::Approved { .. } => E::Approved,
             StepEvent::Rejected { .. } => E::Rejected,
+            StepEvent::Expired { .. } => E::Expired,
             StepEvent::Cancel { .. } => E::Cancel,
             StepEvent::Compensate { .. } => E::Compensate,
             StepEvent::CompensationFinished { .. } => E::CompensationFinished,
@@ -517,12 +531,37 @@ impl StepState {
                     ..
                 },
                 StepEvent::Rejected { at, reason },
+            )
+            | (
+                StepState::Waiting {
+                    on: StepWait::Timer { .. },
+                    ..
+                },
+                StepEvent::Expired { at, reason },
             ) => to(
                 StepState::Failed {
                     finished_at: at,
                     message: reason,
                 },
                 vec![ReportFailure, ReleaseDependents],
+            ),
+            (
+                StepState::Waiting {
+                    attempt,
+                    started_at,
+                    on: StepWait::Timer { .. },
+                },
+                StepEvent::Wait {
+                    on: on @ StepWait::Timer { until },
+                    ..
+                },
+            ) => to(
+                StepState::Waiting {
+                    attempt,
+                    started_at,
+                    on,
+                },
+                vec![ArmTimer(until)],
             ),
             (StepState::Running { .. }, StepEvent::Cancel { at }) => {
                 to(StepState::Cancelled { finished_at: at }, vec![AbortAttempt])

@@ -540,3 +540,123 @@ on_both_backends!(
         );
     }
 );
+
+const POLLED: &str = r#"
+cordon: v1
+name: polled
+version: 1.0.0
+inputs:
+  device: {type: device}
+  ready: {type: boolean, default: false}
+steps:
+  - id: quarantine
+    uses: isolate@1
+    with: {device: '${{ inputs.device }}'}
+  - id: settle
+    needs: [quarantine]
+    wait: {until: 'inputs.ready || steps.quarantine.outputs.device == "plc-ready"', every: 10s, timeout: 30s}
+  - id: restore
+    needs: [settle]
+    uses: restore-device@1
+    with: {device: '${{ inputs.device }}'}
+on_failure: {compensate: false}
+"#;
+
+on_both_backends!(
+    polled_conditions_finish_or_expire,
+    |store: Store| async move {
+        publish(&store, POLLED).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        // Holds at the first evaluation.
+        let quick = engine
+            .start_run(request("polled", json!({"device": "plc-ready"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&quick).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        // Never holds: polled every 10 s, expires after 30 s, and the run fails.
+        let slow = engine
+            .start_run(request("polled", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&slow).await.expect("drive"),
+            Progress::Blocked {
+                until: Some(start() + chrono::Duration::seconds(10))
+            }
+        );
+        for _ in 0..2 {
+            clock.advance(Duration::from_secs(10));
+            assert!(matches!(
+                engine.drive(&slow).await.expect("drive"),
+                Progress::Blocked { .. }
+            ));
+        }
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            engine.drive(&slow).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let steps = statuses(&store, &slow).await;
+        assert_eq!(
+            (steps["settle"].as_str(), steps["restore"].as_str()),
+            ("failed", "skipped")
+        );
+        assert!(
+            !executor
+                .calls()
+                .iter()
+                .any(|c| c.run == slow && c.step == "restore")
+        );
+    }
+);
+
+const TIMED: &str = r#"
+cordon: v1
+name: timed
+version: 1.0.0
+steps:
+  - id: quarantine
+    uses: isolate@1
+    with: {device: plc-7}
+  - id: approve
+    needs: [quarantine]
+    approval: {approvers: {roles: [security-lead]}}
+timeout: 5m
+"#;
+
+on_both_backends!(
+    a_run_that_outlives_its_timeout_fails_and_compensates,
+    |store: Store| async move {
+        publish(&store, TIMED).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("timed", json!({})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked {
+                until: Some(start() + chrono::Duration::minutes(5))
+            }
+        );
+        clock.advance(Duration::from_secs(5 * 60));
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let record = store.run(&run).await.expect("read").expect("run");
+        assert_eq!(record.state.state["error"], json!({"kind": "timed_out"}));
+        let steps = statuses(&store, &run).await;
+        assert_eq!(
+            (steps["quarantine"].as_str(), steps["approve"].as_str()),
+            ("compensated", "cancelled")
+        );
+    }
+);

@@ -255,6 +255,10 @@ fn step_events() -> Vec<StepEvent> {
             at: t(3),
             reason: "denied by carol".into(),
         },
+        StepEvent::Expired {
+            at: t(4),
+            reason: "never held".into(),
+        },
         StepEvent::Cancel { at: t(4) },
         StepEvent::Compensate { at: t(5) },
         StepEvent::CompensationFinished {
@@ -329,6 +333,51 @@ fn waiting_steps_accept_only_what_they_wait_for() {
     assert!(
         timer.clone().on(StepEvent::Approved { at: t(3) }).is_err(),
         "a timer is not a gate"
+    );
+    // A poll waits again, or expires.
+    let again = timer
+        .clone()
+        .on(StepEvent::Wait {
+            on: StepWait::Timer { until: t(5) },
+            at: t(3),
+        })
+        .expect("ok");
+    assert_eq!(
+        again.state(),
+        &StepState::Waiting {
+            attempt: 1,
+            started_at: t(1),
+            on: StepWait::Timer { until: t(5) }
+        }
+    );
+    assert_eq!(again.effects(), &[StepEffect::ArmTimer(t(5))]);
+    assert!(matches!(
+        timer
+            .clone()
+            .on(StepEvent::Expired {
+                at: t(9),
+                reason: "never healthy".into()
+            })
+            .expect("ok")
+            .state(),
+        StepState::Failed { .. }
+    ));
+    assert!(
+        gate.clone()
+            .on(StepEvent::Expired {
+                at: t(9),
+                reason: "x".into()
+            })
+            .is_err(),
+        "a gate does not expire that way"
+    );
+    assert!(
+        gate.clone()
+            .on(StepEvent::Wait {
+                on: StepWait::Timer { until: t(5) },
+                at: t(3)
+            })
+            .is_err()
     );
     assert!(matches!(
         timer

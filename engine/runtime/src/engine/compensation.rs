@@ -6,35 +6,65 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::decide::{Decision, run_event, scope, step_event};
-use super::snapshot::{Snapshot, StepSnapshot};
+use cordon_storage::AttemptChange;
+
+use super::snapshot::{Snapshot, StepSnapshot, stored};
 use super::{EngineError, Prepared};
+use crate::attempt_state::AttemptEvent;
 use crate::executor::{Action, StepCall};
 use crate::run_state::RunEvent;
 use crate::step_state::{StepEvent, StepStatus};
 use crate::{IdempotencyKey, Timestamp};
 
 /// Steps that never started are skipped when the run ends.
+///
+/// When the run ends at once (no compensation follows), running steps are
+/// cancelled too, with their attempts: whatever those executions report
+/// later is absorbed. When compensation follows, running steps are left to
+/// finish, so that what they did can be undone.
 pub(crate) fn end_open_steps(
     snap: &Snapshot,
     decision: &mut Decision,
     now: Timestamp,
+    compensation_follows: bool,
 ) -> Result<(), EngineError> {
     for (key, step) in &snap.steps {
         if decision.changes.steps.iter().any(|c| &c.key == key) {
             continue;
         }
-        match step.state.status() {
-            StepStatus::Pending | StepStatus::Waiting => {
-                step_event(
-                    decision,
-                    key,
-                    step.state.clone(),
-                    step.attempt,
-                    StepEvent::Cancel { at: now },
-                    None,
-                )?;
+        let status = step.state.status();
+        let running = status == StepStatus::Running;
+        if matches!(status, StepStatus::Pending | StepStatus::Waiting)
+            || (running && !compensation_follows)
+        {
+            step_event(
+                decision,
+                key,
+                step.state.clone(),
+                step.attempt,
+                StepEvent::Cancel { at: now },
+                None,
+            )?;
+        }
+        if running && !compensation_follows {
+            for ((attempt_step, number), attempt) in &snap.attempts {
+                if attempt_step != key || attempt.state.status().is_terminal() {
+                    continue;
+                }
+                let cancelled = attempt
+                    .state
+                    .clone()
+                    .on(AttemptEvent::Cancel { at: now })?
+                    .state()
+                    .clone();
+                decision.changes.attempts.push(AttemptChange::Update {
+                    step: key.clone(),
+                    number: *number,
+                    state: stored(cancelled.status().as_str(), &cancelled),
+                    node: None,
+                    finished_at: Some(now),
+                });
             }
-            _ => {}
         }
     }
     Ok(())
@@ -49,6 +79,22 @@ pub(crate) fn compensate(
     now: Timestamp,
     mut decision: Decision,
 ) -> Result<Decision, EngineError> {
+    // A step still recorded as running that nothing here executes was cut off
+    // by a crash: it will never report, so it is cancelled (its effect, if it
+    // had one, is not known and cannot be undone automatically).
+    if inflight.is_empty()
+        && snap
+            .steps
+            .values()
+            .any(|s| s.state.status() == StepStatus::Running)
+    {
+        let mut orphans = snap.clone();
+        orphans
+            .steps
+            .retain(|_, s| s.state.status() == StepStatus::Running);
+        end_open_steps(&orphans, &mut decision, now, false)?;
+        return Ok(decision);
+    }
     if snap
         .steps
         .values()

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::attempts::{Slot, execute_or_fail, start_attempt, started_at};
 use super::compensation::{compensate, end_open_steps};
 use super::snapshot::{Snapshot, stored};
+use super::timers::{RUN_TIMEOUT, fire_due};
 use super::{EngineError, Prepared};
 use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
 use crate::evaluate::Scope;
@@ -148,6 +149,14 @@ pub(crate) fn decide(
     match run.status() {
         RunStatus::Queued => {
             run_event(&mut decision, run, RunEvent::Start { at: now })?;
+            if let Some(timeout) = prep.timeout {
+                let at = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+                decision.changes.timers.push(TimerChange::Arm {
+                    step: String::new(),
+                    at,
+                    purpose: RUN_TIMEOUT.into(),
+                });
+            }
             return Ok(decision);
         }
         RunStatus::Paused | RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
@@ -223,93 +232,13 @@ pub(crate) fn decide(
                 at: now,
             },
         )?;
-        end_open_steps(snap, &mut decision, now)?;
+        end_open_steps(snap, &mut decision, now, prep.plan.compensates())?;
         return Ok(decision);
     }
 
     // Due timers.
-    let mut woke = false;
-    for timer in snap.timers.iter().filter(|t| t.at <= now) {
-        let step = snap.step(&timer.step)?;
-        decision
-            .changes
-            .timers
-            .push(TimerChange::Spend { id: timer.id });
-        match (&step.state, timer.purpose.as_str()) {
-            (
-                StepState::Waiting {
-                    on: StepWait::Backoff { .. },
-                    attempt,
-                    ..
-                },
-                "backoff",
-            ) => {
-                let next = attempt + 1;
-                step_event(
-                    &mut decision,
-                    &timer.step,
-                    step.state.clone(),
-                    step.attempt,
-                    StepEvent::TimerFired { at: now },
-                    None,
-                )?;
-                let slot = Slot {
-                    key: &timer.step,
-                    number: next,
-                    started_at: started_at(&step.state, now),
-                    now,
-                };
-                start_attempt(&mut decision, snap, prep.step(&timer.step)?, slot, node)?;
-            }
-            (
-                StepState::Waiting {
-                    on: StepWait::Timer { .. },
-                    ..
-                },
-                "wait",
-            ) => {
-                step_event(
-                    &mut decision,
-                    &timer.step,
-                    step.state.clone(),
-                    step.attempt,
-                    StepEvent::TimerFired { at: now },
-                    Some(json!({})),
-                )?;
-            }
-            (
-                StepState::Waiting {
-                    on: StepWait::Approval { .. },
-                    ..
-                },
-                "approval_timeout",
-            ) => {
-                let approval = prep.step(&timer.step)?.approval.as_ref();
-                let event = match approval.map(|a| a.on_timeout) {
-                    Some(cordon_playbook::model::OnTimeout::Approve) => {
-                        StepEvent::Approved { at: now }
-                    }
-                    _ => StepEvent::Rejected {
-                        at: now,
-                        reason: "no decision before the gate's timeout".into(),
-                    },
-                };
-                step_event(
-                    &mut decision,
-                    &timer.step,
-                    step.state.clone(),
-                    step.attempt,
-                    event,
-                    None,
-                )?;
-            }
-            // The step moved on without the timer (cancelled, decided): just spend it.
-            _ => {}
-        }
-        woke = true;
-    }
-    if woke {
-        if run.status() == RunStatus::Waiting {
+    if fire_due(&mut decision, prep, snap, node, now)? {
+        if decision.changes.run.is_none() && run.status() == RunStatus::Waiting {
             run_event(&mut decision, run, RunEvent::Wake)?;
         }
         return Ok(decision);
@@ -415,14 +344,24 @@ pub(crate) fn decide(
                         purpose: "wait".into(),
                     });
                 }
-                _ => {
-                    fail_at_start(
+                Some(Wait::Until(_)) | None => {
+                    // The first evaluation happens at once, on the next turn.
+                    step_event(
                         &mut decision,
                         key,
                         step.state.clone(),
-                        "`wait: {until: …}` polling is not implemented yet",
-                        now,
+                        0,
+                        StepEvent::Wait {
+                            on: StepWait::Timer { until: now },
+                            at: now,
+                        },
+                        None,
                     )?;
+                    decision.changes.timers.push(TimerChange::Arm {
+                        step: key.to_string(),
+                        at: now,
+                        purpose: "poll".into(),
+                    });
                 }
             },
             PlanStepKind::Approval { .. } => {
@@ -478,7 +417,7 @@ pub(crate) fn decide(
         .collect();
     if open.is_empty() && inflight.is_empty() {
         run_event(&mut decision, run, RunEvent::Complete { at: now })?;
-        end_open_steps(snap, &mut decision, now)?;
+        end_open_steps(snap, &mut decision, now, false)?;
         return Ok(decision);
     }
     // Nothing can start and nothing runs: the run waits on its waiting steps

@@ -15,6 +15,7 @@ mod compensation;
 mod decide;
 mod execution;
 mod snapshot;
+mod timers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -108,6 +109,8 @@ pub struct RunRequest {
 pub(crate) struct Prepared {
     pub(crate) steps: HashMap<String, Step>,
     pub(crate) plan: ExecutionPlan,
+    /// The playbook's run-level `timeout`.
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 impl Prepared {
@@ -252,7 +255,12 @@ impl Engine {
             .iter()
             .map(|s| (s.id.clone(), s.clone()))
             .collect();
-        let prepared = Arc::new(Prepared { steps, plan });
+        let timeout = valid.playbook().timeout.map(|t| t.get());
+        let prepared = Arc::new(Prepared {
+            steps,
+            plan,
+            timeout,
+        });
         self.plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -386,7 +394,7 @@ impl Engine {
             };
             let mut decision = Decision::default();
             decision.changes.run = Some(stored(state.status().as_str(), &state));
-            compensation::end_open_steps(&snap, &mut decision, now)?;
+            compensation::end_open_steps(&snap, &mut decision, now, prep.plan.compensates())?;
             let changes = decision.changes;
             match self
                 .store
