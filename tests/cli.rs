@@ -375,3 +375,41 @@ fn an_unreachable_database_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn every_invalid_fixture_fails_validation() {
+    let dir = repo().join("tests/playbooks/invalid");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            p.strip_prefix(repo())
+                .map(|r| r.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40);
+    for file in &files {
+        let text = std::fs::read_to_string(repo().join(file)).expect("read");
+        // Fixtures whose planted problems are all warnings pass plain validation
+        // (a warning does not block), and fail with --strict like the rest.
+        let only_warnings = ["G205", "G210", "A505", "T606"];
+        let expected = text.lines().next().unwrap_or_default();
+        let warnings_only = expected
+            .trim_start_matches("# expect:")
+            .split(',')
+            .all(|c| only_warnings.contains(&c.trim()));
+        let plain = cordon(&["validate", file]);
+        assert_eq!(
+            plain.status.code(),
+            Some(if warnings_only { 0 } else { 1 }),
+            "{file}"
+        );
+        if warnings_only {
+            let strict = cordon(&["validate", "--strict", file]);
+            assert_eq!(strict.status.code(), Some(1), "{file} with --strict");
+        }
+    }
+}
