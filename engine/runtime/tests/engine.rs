@@ -26,6 +26,8 @@ struct Scripted {
     calls: Mutex<Vec<StepCall>>,
     compensations: Mutex<Vec<(String, Value)>>,
     hang_once: Mutex<Vec<String>>,
+    /// Holds the next call until the test sends on the other end.
+    hold: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl Scripted {
@@ -56,9 +58,13 @@ impl Executor for Scripted {
             .get_mut(&call.step)
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| Ok(json!({"ok": true, "device": call.inputs.get("device")})));
+        let hold = self.hold.lock().expect("lock").take();
         Box::pin(async move {
             if hang {
                 std::future::pending::<()>().await;
+            }
+            if let Some(hold) = hold {
+                let _ = hold.await;
             }
             result
         })
@@ -657,6 +663,51 @@ on_both_backends!(
         assert_eq!(
             (steps["quarantine"].as_str(), steps["approve"].as_str()),
             ("compensated", "cancelled")
+        );
+    }
+);
+
+on_both_backends!(
+    a_result_arriving_after_a_cancel_is_absorbed,
+    |store: Store| async move {
+        publish(&store, GATED).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let (release, hold) = tokio::sync::oneshot::channel();
+        *executor.hold.lock().expect("lock") = Some(hold);
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("gated", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        let driving = tokio::spawn({
+            let (engine, run) = (engine.clone(), run.clone());
+            async move { engine.drive(&run).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(statuses(&store, &run).await["quarantine"], "running");
+        // The playbook does not compensate: cancelling ends the run at once.
+        assert_eq!(
+            engine.cancel(&run, "bob").await.expect("cancel"),
+            RunStatus::Cancelled
+        );
+        release.send(()).expect("release");
+        assert_eq!(
+            driving.await.expect("join").expect("drive"),
+            Progress::Finished(RunStatus::Cancelled)
+        );
+        let steps = statuses(&store, &run).await;
+        assert_eq!(
+            steps["quarantine"], "cancelled",
+            "the late success did not overwrite the cancellation"
+        );
+        let attempts = store.attempts(&run).await.expect("attempts");
+        assert_eq!(
+            attempts
+                .iter()
+                .map(|a| a.state.status.as_str())
+                .collect::<Vec<_>>(),
+            ["cancelled"]
         );
     }
 );

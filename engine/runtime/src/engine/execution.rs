@@ -17,7 +17,7 @@ use crate::step_state::{StepEvent, StepState, StepWait};
 use cordon_storage::{AttemptChange, ChangeSet, StorageError, TimerChange};
 
 /// A finished execution, reported back to the driver.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Done {
     Attempt {
         step: String,
@@ -85,9 +85,13 @@ impl Engine {
     }
 
     /// Records finished executions: the attempts' and the steps' new states
-    /// (and backoff timers when retries follow), in one change set. Returns
-    /// what it committed and the new revision when it committed on top of
-    /// `snap`, `None` when it had to re-read first.
+    /// (and backoff timers when retries follow), in one change set — a
+    /// fan-out of a hundred steps finishing together costs one commit. If
+    /// someone else moved the run meanwhile (a cancel, say), the change set
+    /// is derived again from a fresh read, so a result never overwrites what
+    /// that change decided (a cancelled attempt absorbs its late result).
+    /// Returns what it committed and the new revision when it committed on
+    /// top of `snap`, `None` otherwise.
     pub(crate) async fn record(
         &self,
         prep: &Prepared,
@@ -97,132 +101,132 @@ impl Engine {
         compensating: &mut HashSet<String>,
         now: Timestamp,
     ) -> Result<Option<(ChangeSet, i64)>, EngineError> {
-        // Every result that arrived is recorded in one change set: a fan-out
-        // of a hundred steps finishing together costs one commit, not a hundred.
-        let mut decision = Decision::default();
-        for done in dones {
+        for done in &dones {
             match done {
-                Done::Attempt {
-                    step,
-                    number,
-                    result,
-                } => {
-                    inflight.remove(&(step.clone(), number));
-                    let Some(attempt) = snap.attempts.get(&(step.clone(), number)) else {
-                        continue;
-                    };
-                    let event = AttemptEvent::Finished {
-                        at: now,
-                        result: result.as_ref().map(|_| ()).map_err(Clone::clone),
-                    };
-                    let Transition::To {
-                        state: finished, ..
-                    } = attempt.state.clone().on(event)?
-                    else {
-                        tracing::info!(run = %snap.record.id, step = %step, attempt = number, "late attempt result absorbed");
-                        continue;
-                    };
-                    decision.changes.attempts.push(AttemptChange::Update {
-                        step: step.clone(),
-                        number,
-                        state: stored(finished.status().as_str(), &finished),
-                        node: None,
-                        finished_at: Some(now),
-                    });
-                    let current = snap.step(&step)?;
-                    let (event, outputs) = match result {
-                        Ok(outputs) => (StepEvent::AttemptSucceeded { at: now }, Some(outputs)),
-                        Err(error) => {
-                            let retry_at = next_retry(prep.step(&step)?, number, &error, now);
-                            (
-                                StepEvent::AttemptFailed {
-                                    at: now,
-                                    error,
-                                    retry_at,
-                                },
-                                None,
-                            )
-                        }
-                    };
-                    tracing::info!(run = %snap.record.id, step = %step, attempt = number, ok = outputs.is_some(), "attempt finished");
-                    let after = step_event(
-                        &mut decision,
-                        &step,
-                        current.state.clone(),
-                        current.attempt,
-                        event,
-                        outputs,
-                    )?;
-                    if let StepState::Waiting {
-                        on: StepWait::Backoff { until },
-                        ..
-                    } = after
-                    {
-                        decision.changes.timers.push(TimerChange::Arm {
-                            step: step.clone(),
-                            at: until,
-                            purpose: "backoff".into(),
-                        });
-                    }
+                Done::Attempt { step, number, .. } => {
+                    inflight.remove(&(step.clone(), *number));
                 }
-                Done::Compensation { step, result } => {
-                    compensating.remove(&step);
-                    let current = snap.step(&step)?;
-                    step_event(
-                        &mut decision,
-                        &step,
-                        current.state.clone(),
-                        current.attempt,
-                        StepEvent::CompensationFinished { at: now, result },
-                        None,
-                    )?;
+                Done::Compensation { step, .. } => {
+                    compensating.remove(step);
                 }
             }
         }
-        if decision.is_empty() {
-            return Ok(None);
-        }
-        match self
-            .store
-            .commit(
-                &snap.record.id,
-                snap.record.revision,
-                &decision.changes,
-                now,
-            )
-            .await
-        {
-            Ok(revision) => Ok(Some((decision.changes, revision))),
-            Err(StorageError::StaleRevision { .. }) => {
-                Box::pin(self.record_again(prep, &snap.record.id, decision, now)).await?;
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Retries recording after a concurrent change, on a fresh read.
-    async fn record_again(
-        &self,
-        _prep: &Prepared,
-        run_id: &str,
-        decision: Decision,
-        now: Timestamp,
-    ) -> Result<(), EngineError> {
+        let mut fresh: Option<Snapshot> = None;
         for _ in 0..5 {
-            let snap = Snapshot::load(&self.store, run_id).await?;
+            let current = fresh.as_ref().unwrap_or(snap);
+            let decision = results_decision(prep, current, &dones, now)?;
+            if decision.is_empty() {
+                return Ok(None);
+            }
             match self
                 .store
-                .commit(run_id, snap.record.revision, &decision.changes, now)
+                .commit(
+                    &current.record.id,
+                    current.record.revision,
+                    &decision.changes,
+                    now,
+                )
                 .await
             {
-                Ok(_) => return Ok(()),
-                Err(StorageError::StaleRevision { .. }) => continue,
+                Ok(revision) if fresh.is_none() => return Ok(Some((decision.changes, revision))),
+                Ok(_) => return Ok(None),
+                Err(StorageError::StaleRevision { .. }) => {
+                    fresh = Some(Snapshot::load(&self.store, &snap.record.id).await?)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(EngineError::Corrupt(format!(
-            "run {run_id} keeps changing under the engine"
+            "run {} keeps changing under the engine",
+            snap.record.id
         )))
     }
+}
+
+/// The change set that records `dones` on top of `snap`.
+fn results_decision(
+    prep: &Prepared,
+    snap: &Snapshot,
+    dones: &[Done],
+    now: Timestamp,
+) -> Result<Decision, EngineError> {
+    let mut decision = Decision::default();
+    for done in dones {
+        match done.clone() {
+            Done::Attempt {
+                step,
+                number,
+                result,
+            } => {
+                let Some(attempt) = snap.attempts.get(&(step.clone(), number)) else {
+                    continue;
+                };
+                let event = AttemptEvent::Finished {
+                    at: now,
+                    result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+                };
+                let Transition::To {
+                    state: finished, ..
+                } = attempt.state.clone().on(event)?
+                else {
+                    tracing::info!(run = %snap.record.id, step = %step, attempt = number, "late attempt result absorbed");
+                    continue;
+                };
+                decision.changes.attempts.push(AttemptChange::Update {
+                    step: step.clone(),
+                    number,
+                    state: stored(finished.status().as_str(), &finished),
+                    node: None,
+                    finished_at: Some(now),
+                });
+                let current = snap.step(&step)?;
+                let (event, outputs) = match result {
+                    Ok(outputs) => (StepEvent::AttemptSucceeded { at: now }, Some(outputs)),
+                    Err(error) => {
+                        let retry_at = next_retry(prep.step(&step)?, number, &error, now);
+                        (
+                            StepEvent::AttemptFailed {
+                                at: now,
+                                error,
+                                retry_at,
+                            },
+                            None,
+                        )
+                    }
+                };
+                tracing::info!(run = %snap.record.id, step = %step, attempt = number, ok = outputs.is_some(), "attempt finished");
+                let after = step_event(
+                    &mut decision,
+                    &step,
+                    current.state.clone(),
+                    current.attempt,
+                    event,
+                    outputs,
+                )?;
+                if let StepState::Waiting {
+                    on: StepWait::Backoff { until },
+                    ..
+                } = after
+                {
+                    decision.changes.timers.push(TimerChange::Arm {
+                        step: step.clone(),
+                        at: until,
+                        purpose: "backoff".into(),
+                    });
+                }
+            }
+            Done::Compensation { step, result } => {
+                let current = snap.step(&step)?;
+                step_event(
+                    &mut decision,
+                    &step,
+                    current.state.clone(),
+                    current.attempt,
+                    StepEvent::CompensationFinished { at: now, result },
+                    None,
+                )?;
+            }
+        }
+    }
+    Ok(decision)
 }
