@@ -711,3 +711,58 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    a_paused_run_starts_nothing_until_resumed,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        // A queued run cannot be paused (there is nothing to hold yet): it stays queued.
+        assert_eq!(
+            engine
+                .pause(&run, "bob")
+                .await
+                .map_err(|e| e.to_string())
+                .expect_err("refused"),
+            "run: event `pause` is not allowed in state `queued`"
+        );
+        let (release, hold) = tokio::sync::oneshot::channel();
+        *executor.hold.lock().expect("lock") = Some(hold);
+        let driving = tokio::spawn({
+            let (engine, run) = (engine.clone(), run.clone());
+            async move { engine.drive(&run).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            engine.pause(&run, "bob").await.expect("pause"),
+            RunStatus::Paused
+        );
+        release.send(()).expect("release");
+        // The attempt in flight is recorded, but nothing new starts.
+        assert_eq!(
+            driving.await.expect("join").expect("drive"),
+            Progress::Blocked { until: None }
+        );
+        let steps = statuses(&store, &run).await;
+        assert_eq!(
+            (steps["quarantine"].as_str(), steps["health"].as_str()),
+            ("succeeded", "pending")
+        );
+        assert_eq!(executor.calls().len(), 1);
+        assert_eq!(
+            engine.resume(&run).await.expect("resume"),
+            RunStatus::Running
+        );
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        assert_eq!(executor.calls().len(), 4);
+    }
+);

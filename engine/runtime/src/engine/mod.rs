@@ -24,7 +24,7 @@ use cordon_graph::ExecutionPlan;
 use cordon_playbook::inputs::{InputProblem, resolve};
 use cordon_playbook::model::Step;
 use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
-use cordon_storage::{NewRun, StorageError, Store};
+use cordon_storage::{ChangeSet, NewRun, StorageError, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -373,6 +373,46 @@ impl Engine {
                     }
                 }
                 () = tokio::time::sleep(renew_every) => {}
+            }
+        }
+    }
+
+    /// Holds a running or waiting run: no new step starts until it is
+    /// resumed (attempts in flight finish and are recorded). Returns the
+    /// run's status afterwards; a run that cannot be paused is left as it is.
+    pub async fn pause(&self, run_id: &str, by: &str) -> Result<RunStatus, EngineError> {
+        self.move_run(run_id, |_| RunEvent::Pause { by: by.to_string() })
+            .await
+    }
+
+    /// Releases a paused run; the next `drive` carries on where it stopped.
+    pub async fn resume(&self, run_id: &str) -> Result<RunStatus, EngineError> {
+        self.move_run(run_id, |_| RunEvent::Resume).await
+    }
+
+    /// Feeds one run event and commits it, re-reading on concurrent changes.
+    async fn move_run(
+        &self,
+        run_id: &str,
+        event: impl Fn(&Snapshot) -> RunEvent,
+    ) -> Result<RunStatus, EngineError> {
+        loop {
+            let snap = Snapshot::load(&self.store, run_id).await?;
+            let Transition::To { state, .. } = snap.run.clone().on(event(&snap))? else {
+                return Ok(snap.run.status());
+            };
+            let changes = ChangeSet {
+                run: Some(stored(state.status().as_str(), &state)),
+                ..ChangeSet::default()
+            };
+            match self
+                .store
+                .commit(run_id, snap.record.revision, &changes, self.clock.now())
+                .await
+            {
+                Ok(_) => return Ok(state.status()),
+                Err(StorageError::StaleRevision { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
