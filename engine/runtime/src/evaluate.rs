@@ -17,6 +17,8 @@ pub struct Scope {
     pub run: Value,
     /// `trigger`
     pub trigger: Value,
+    /// `item`, inside one item of a `foreach`.
+    pub item: Option<Value>,
 }
 
 /// Why an expression could not be evaluated.
@@ -54,6 +56,9 @@ impl Scope {
         bind(&mut context, "steps", &Value::Object(self.steps.clone()))?;
         bind(&mut context, "run", &self.run)?;
         bind(&mut context, "trigger", &self.trigger)?;
+        if let Some(item) = &self.item {
+            bind(&mut context, "item", item)?;
+        }
         let value = program.execute(&context).map_err(|e| fail(source, e))?;
         value.json().map_err(|e| fail(source, e))
     }
@@ -131,6 +136,7 @@ mod tests {
             steps,
             run: json!({"id": "r1", "dry_run": false}),
             trigger: json!({"kind": "manual"}),
+            item: Some(json!({"id": "plc-9"})),
         }
     }
 
@@ -166,5 +172,9 @@ mod tests {
             json!({"device": "plc-7", "n": 3, "note": "isolate plc-7 (3 tries)", "mode": "soft"})
         );
         assert!(s.render(&json!("${{ inputs.missing.x }}")).is_err());
+        assert_eq!(
+            s.render(&json!("${{ item.id }}")).expect("item"),
+            json!("plc-9")
+        );
     }
 }

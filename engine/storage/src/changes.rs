@@ -82,6 +82,8 @@ pub enum TimerChange {
 pub struct ChangeSet {
     /// The run's new state, if it changes.
     pub run: Option<StoredState>,
+    /// Step rows created now (the items of a fan-out), with their first state.
+    pub new_steps: Vec<(String, StoredState)>,
     /// Steps that change.
     pub steps: Vec<StepChange>,
     /// Attempts created or changed.
@@ -159,6 +161,9 @@ impl Store {
                 run: run_id.to_string(),
                 revision,
             });
+        }
+        for (key, state) in &changes.new_steps {
+            crate::runs::insert_step(&txn, run_id, key, state, now).await?;
         }
         for step in &changes.steps {
             let mut update = step_run::Entity::update_many()

@@ -119,6 +119,34 @@ fn parse(text: &str, what: &str) -> Result<Value, StorageError> {
     serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
 }
 
+/// Inserts one step row; a key `id[item]` is one item of fan-out step `id`.
+pub(crate) async fn insert_step(
+    txn: &sea_orm::DatabaseTransaction,
+    run_id: &str,
+    key: &str,
+    state: &StoredState,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let (step_id, item) = match key.split_once('[') {
+        Some((id, rest)) => (id.to_string(), Some(rest.trim_end_matches(']').to_string())),
+        None => (key.to_string(), None),
+    };
+    step_run::ActiveModel {
+        run_id: Set(run_id.to_string()),
+        step_key: Set(key.to_string()),
+        step_id: Set(step_id),
+        item: Set(item),
+        status: Set(state.status.clone()),
+        state: Set(json(&state.state)?),
+        attempt: Set(0),
+        outputs: Set(None),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Creates a run and all its steps in one transaction, pinned to the
     /// digest of the stored version. Fails (writing nothing) when the
@@ -152,23 +180,7 @@ impl Store {
         .insert(&txn)
         .await?;
         for (key, state) in &new.steps {
-            let (step_id, item) = match key.split_once('[') {
-                Some((id, rest)) => (id.to_string(), Some(rest.trim_end_matches(']').to_string())),
-                None => (key.clone(), None),
-            };
-            step_run::ActiveModel {
-                run_id: Set(new.id.clone()),
-                step_key: Set(key.clone()),
-                step_id: Set(step_id),
-                item: Set(item),
-                status: Set(state.status.clone()),
-                state: Set(json(&state.state)?),
-                attempt: Set(0),
-                outputs: Set(None),
-                updated_at: Set(new.now),
-            }
-            .insert(&txn)
-            .await?;
+            insert_step(&txn, &new.id, key, state, new.now).await?;
         }
         txn.commit().await?;
         self.run(&new.id)

@@ -70,6 +70,7 @@ async fn run_with_steps(store: &Store, ids: &[&str]) {
 fn start_a() -> ChangeSet {
     ChangeSet {
         run: Some(state("running")),
+        new_steps: vec![],
         steps: vec![StepChange {
             key: "a".into(),
             state: state("running"),
@@ -122,6 +123,8 @@ on_both_backends!(
 
         let finish = ChangeSet {
             run: None,
+            // A fan-out item's row is created in the same change set.
+            new_steps: vec![("b[0]".into(), state("pending"))],
             steps: vec![StepChange {
                 key: "a".into(),
                 state: state("succeeded"),
@@ -156,6 +159,12 @@ on_both_backends!(
             store.timers("r1").await.expect("timers").is_empty(),
             "a spent timer is gone"
         );
+        let item = run
+            .steps
+            .iter()
+            .find(|s| s.key == "b[0]")
+            .expect("new step row");
+        assert_eq!(item.state.status, "pending");
     }
 );
 

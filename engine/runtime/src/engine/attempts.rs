@@ -6,7 +6,7 @@ use cordon_storage::AttemptChange;
 use serde_json::{Value, json};
 
 use super::EngineError;
-use super::decide::{Decision, scope, step_event};
+use super::decide::{Decision, scope_for, step_event};
 use super::snapshot::{Snapshot, stored};
 use crate::attempt_state::{AttemptError, AttemptEvent, AttemptState, ErrorKind};
 use crate::executor::{Action, StepCall};
@@ -44,7 +44,7 @@ pub(crate) fn build_call(
     key: &str,
     number: u32,
 ) -> Result<StepCall, EngineError> {
-    let scope = scope(snap);
+    let scope = scope_for(snap, key);
     let (action, inputs) = if let Some(uses) = &step.uses {
         let with = Value::Object(
             step.with

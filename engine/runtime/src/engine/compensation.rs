@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::decide::{Decision, run_event, scope, step_event};
+use super::decide::{Decision, run_event, scope_for, step_event};
 use cordon_storage::AttemptChange;
 
 use super::snapshot::{Snapshot, StepSnapshot, stored};
@@ -107,8 +107,7 @@ pub(crate) fn compensate(
         .steps
         .iter()
         .filter(|(key, s)| {
-            s.state.status() == StepStatus::Succeeded
-                && prep.plan.node(key).is_some_and(|n| n.compensable)
+            s.state.status() == StepStatus::Succeeded && super::fanout::compensable(prep, key)
         })
         .collect();
     done.sort_by_key(|(key, s)| {
@@ -137,7 +136,7 @@ pub(crate) fn compensate(
                 run: snap.record.id.clone(),
                 step: (*key).clone(),
                 action: Action::Plugin(uses),
-                inputs: scope(snap)
+                inputs: scope_for(snap, key)
                     .render(&Value::Object(
                         definition
                             .with

@@ -91,12 +91,21 @@ pub(crate) fn scope(snap: &Snapshot) -> Scope {
         steps,
         run: json!({"id": snap.record.id, "playbook": snap.record.playbook, "version": snap.record.version, "dry_run": snap.record.dry_run, "drill": snap.record.drill}),
         trigger: snap.record.trigger.clone(),
+        item: None,
     }
+}
+
+/// What expressions of one step can read: for an item of a fan-out
+/// (`id[3]`), `item` is that item.
+pub(crate) fn scope_for(snap: &Snapshot, key: &str) -> Scope {
+    let mut scope = scope(snap);
+    scope.item = super::fanout::item_value(snap, key);
+    scope
 }
 
 /// Fails a step that cannot even start (its condition does not evaluate,
 /// or it asks for something the engine cannot do yet), recording why.
-fn fail_at_start(
+pub(crate) fn fail_at_start(
     decision: &mut Decision,
     key: &str,
     pending: StepState,
@@ -204,8 +213,10 @@ pub(crate) fn decide(
     }
 
     // A step that failed for good fails the run, unless it lets the run continue.
+    // (A fan-out's items do not: their fan-out step decides, by `max_failures`.)
     let failed = snap.steps.iter().find(|(key, step)| {
         step.state.status() == StepStatus::Failed
+            && !key.contains('[')
             && !prep
                 .step(key)
                 .is_ok_and(|s| s.on_failure.as_ref().is_some_and(|f| f.continue_run))
@@ -282,7 +293,12 @@ pub(crate) fn decide(
             )?;
             continue;
         }
-        if let Some(condition) = &definition.condition {
+        // A fan-out evaluates its condition per item, with `item` bound.
+        if let Some(condition) = definition
+            .condition
+            .as_ref()
+            .filter(|_| definition.foreach.is_none())
+        {
             match scope(snap).condition(&condition.0) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -305,6 +321,15 @@ pub(crate) fn decide(
             }
         }
         match &node_plan.kind {
+            PlanStepKind::Action { .. } | PlanStepKind::Notify { .. }
+                if definition.foreach.is_some() =>
+            {
+                let foreach = definition
+                    .foreach
+                    .as_ref()
+                    .ok_or_else(|| EngineError::Corrupt(format!("{key} lost its foreach")))?;
+                super::fanout::start(&mut decision, snap, key, foreach, now)?;
+            }
             PlanStepKind::Action { .. } | PlanStepKind::Notify { .. } => {
                 step_event(
                     &mut decision,
@@ -400,6 +425,7 @@ pub(crate) fn decide(
             }
         }
     }
+    super::fanout::advance(&mut decision, snap, prep, node, now)?;
     if !decision.is_empty() {
         if run.status() == RunStatus::Waiting {
             run_event(&mut decision, run, RunEvent::Wake)?;

@@ -14,6 +14,7 @@ mod attempts;
 mod compensation;
 mod decide;
 mod execution;
+mod fanout;
 mod snapshot;
 mod timers;
 
@@ -114,9 +115,10 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
+    /// The definition of a step, or of the fan-out step an item key (`id[3]`) belongs to.
     pub(crate) fn step(&self, key: &str) -> Result<&Step, EngineError> {
         self.steps
-            .get(key)
+            .get(fanout::parent_of(key))
             .ok_or_else(|| EngineError::Corrupt(format!("no step `{key}` in the plan")))
     }
 }

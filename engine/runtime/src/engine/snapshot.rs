@@ -121,6 +121,17 @@ impl Snapshot {
             self.run = typed(run, "run state")?;
             self.record.state = run.clone();
         }
+        for (key, state) in &changes.new_steps {
+            self.steps.insert(
+                key.clone(),
+                StepSnapshot {
+                    state: typed(state, "step state")?,
+                    attempt: 0,
+                    outputs: None,
+                    updated_at: now,
+                },
+            );
+        }
         for change in &changes.steps {
             let step = self
                 .steps
