@@ -932,3 +932,78 @@ on_both_backends!(
         assert_eq!(steps["verify"], "skipped");
     }
 );
+
+on_both_backends!(
+    a_failed_run_reruns_from_its_failed_step,
+    |store: Store| async move {
+        publish(
+            &store,
+            &format!(
+                "{}on_failure: {{compensate: false}}\n",
+                CONTAIN.replace("    retry: {attempts: 3, backoff: 10s}\n", "")
+            ),
+        )
+        .await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        executor.answer(
+            "restore",
+            vec![Err(AttemptError {
+                kind: ErrorKind::Plugin,
+                message: "backup unreadable".into(),
+                retryable: false,
+            })],
+        );
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("contain", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let err = engine
+            .rerun(&run, "nope", "bob")
+            .await
+            .expect_err("unknown step");
+        assert_eq!(err.to_string(), format!("run {run} has no step `nope`"));
+
+        let again = engine.rerun(&run, "restore", "bob").await.expect("rerun");
+        assert_eq!(
+            engine.drive(&again).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        // Only `restore` ran again; what succeeded before was carried over, outputs included.
+        let rerun_calls: Vec<String> = executor
+            .calls()
+            .iter()
+            .filter(|c| c.run == again)
+            .map(|c| c.step.clone())
+            .collect();
+        assert_eq!(rerun_calls, ["restore"]);
+        let record = store.run(&again).await.expect("read").expect("run");
+        assert_eq!(
+            record.trigger,
+            json!({"kind": "rerun", "of": run, "from": "restore", "by": "bob"})
+        );
+        let quarantine = record
+            .steps
+            .iter()
+            .find(|s| s.key == "quarantine")
+            .expect("step");
+        assert_eq!(
+            (
+                quarantine.state.status.as_str(),
+                quarantine.outputs.as_ref().map(|o| o["device"].clone())
+            ),
+            ("succeeded", Some(json!("plc-7")))
+        );
+        // A run still going cannot be re-run.
+        let live = engine
+            .start_run(request("contain", json!({"device": "plc-8"})))
+            .await
+            .expect("start");
+        assert!(engine.rerun(&live, "restore", "bob").await.is_err());
+    }
+);

@@ -163,7 +163,7 @@ impl Store {
             });
         }
         for (key, state) in &changes.new_steps {
-            crate::runs::insert_step(&txn, run_id, key, state, now).await?;
+            crate::runs::insert_step(&txn, run_id, key, state, None, now).await?;
         }
         for step in &changes.steps {
             let mut update = step_run::Entity::update_many()

@@ -61,6 +61,8 @@ pub struct NewRun {
     pub state: StoredState,
     /// Every step key with its first state.
     pub steps: Vec<(String, StoredState)>,
+    /// Outputs some steps start with (a re-run carries over what already succeeded).
+    pub outputs: BTreeMap<String, Value>,
     /// Now, from the caller's clock.
     pub now: DateTime<Utc>,
 }
@@ -125,6 +127,7 @@ pub(crate) async fn insert_step(
     run_id: &str,
     key: &str,
     state: &StoredState,
+    outputs: Option<&Value>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     let (step_id, item) = match key.split_once('[') {
@@ -139,7 +142,7 @@ pub(crate) async fn insert_step(
         status: Set(state.status.clone()),
         state: Set(json(&state.state)?),
         attempt: Set(0),
-        outputs: Set(None),
+        outputs: Set(outputs.map(json).transpose()?),
         updated_at: Set(now),
     }
     .insert(txn)
@@ -180,7 +183,7 @@ impl Store {
         .insert(&txn)
         .await?;
         for (key, state) in &new.steps {
-            insert_step(&txn, &new.id, key, state, new.now).await?;
+            insert_step(&txn, &new.id, key, state, new.outputs.get(key), new.now).await?;
         }
         txn.commit().await?;
         self.run(&new.id)

@@ -60,6 +60,7 @@ async fn run_with_steps(store: &Store, ids: &[&str]) {
                     ("a".into(), state("pending")),
                     ("b".into(), state("pending")),
                 ],
+                outputs: BTreeMap::new(),
                 now: at(u32::try_from(i).expect("small")),
             })
             .await

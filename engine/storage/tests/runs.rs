@@ -56,6 +56,7 @@ fn new_run(id: &str, version: &str) -> NewRun {
             ("settle".into(), state("pending")),
             ("again".into(), state("pending")),
         ],
+        outputs: BTreeMap::new(),
         now: at(1),
     }
 }

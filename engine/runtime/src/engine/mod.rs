@@ -15,6 +15,7 @@ mod compensation;
 mod decide;
 mod execution;
 mod fanout;
+mod rerun;
 mod snapshot;
 mod timers;
 
@@ -56,6 +57,9 @@ pub enum EngineError {
     /// A step's inputs could not be rendered.
     #[error("{0}")]
     Render(String),
+    /// The request makes no sense for this run (it says why).
+    #[error("{0}")]
+    Refused(String),
     /// Stored data does not decode.
     #[error("corrupt run record: {0}")]
     Corrupt(String),
@@ -192,6 +196,7 @@ impl Engine {
                     .iter()
                     .map(|s| (s.id.clone(), stored(pending.status().as_str(), &pending)))
                     .collect(),
+                outputs: BTreeMap::new(),
                 now,
             })
             .await?;
