@@ -30,6 +30,8 @@ pub(crate) struct Decision {
     pub(crate) executions: Vec<(String, u32, StepCall)>,
     /// Steps to undo once the change set is committed.
     pub(crate) compensations: Vec<(String, StepCall, Value)>,
+    /// Child runs to create before the change set is committed.
+    pub(crate) children: Vec<super::children::ChildRun>,
 }
 
 impl Decision {
@@ -412,19 +414,12 @@ pub(crate) fn decide(
                     });
                 }
             }
-            PlanStepKind::Playbook { reference } => {
-                fail_at_start(
-                    &mut decision,
-                    key,
-                    step.state.clone(),
-                    format!(
-                        "sub-playbook `{reference}` cannot run yet: sub-playbooks are not implemented"
-                    ),
-                    now,
-                )?;
+            PlanStepKind::Playbook { .. } => {
+                super::children::start(&mut decision, snap, key, definition, now)?;
             }
         }
     }
+    super::children::settle(&mut decision, snap, now)?;
     super::fanout::advance(&mut decision, snap, prep, node, now)?;
     if !decision.is_empty() {
         if run.status() == RunStatus::Waiting {

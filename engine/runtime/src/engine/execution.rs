@@ -28,6 +28,8 @@ pub(crate) enum Done {
         step: String,
         result: Result<(), String>,
     },
+    /// A child run's driver returned (finished or blocked); its state is in storage.
+    Child { run: String },
 }
 
 impl Engine {
@@ -109,6 +111,7 @@ impl Engine {
                 Done::Compensation { step, .. } => {
                     compensating.remove(step);
                 }
+                Done::Child { .. } => {}
             }
         }
         let mut fresh: Option<Snapshot> = None;
@@ -215,6 +218,7 @@ fn results_decision(
                     });
                 }
             }
+            Done::Child { .. } => {}
             Done::Compensation { step, result } => {
                 let current = snap.step(&step)?;
                 step_event(

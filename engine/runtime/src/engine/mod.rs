@@ -11,6 +11,7 @@
 //! with its original idempotency key.
 
 mod attempts;
+mod children;
 mod compensation;
 mod decide;
 mod execution;
@@ -164,6 +165,17 @@ impl Engine {
     /// checks the inputs, and stores the run queued with all its steps
     /// pending — or, on any problem, writes nothing.
     pub async fn start_run(&self, request: RunRequest) -> Result<String, StartError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.create_run_with_id(&id, request).await?;
+        Ok(id)
+    }
+
+    /// [`Engine::start_run`] with a given id (a child run's is derived from its parent).
+    pub(crate) async fn create_run_with_id(
+        &self,
+        id: &str,
+        request: RunRequest,
+    ) -> Result<(), StartError> {
         let version = match &request.version {
             Some(v) => self.store.version(&request.playbook, v).await?,
             None => self.store.latest(&request.playbook).await?,
@@ -177,12 +189,11 @@ impl Engine {
         let inputs =
             resolve(&version.playbook.inputs, &request.inputs).map_err(StartError::Inputs)?;
         let now = self.clock.now();
-        let id = uuid::Uuid::now_v7().to_string();
         let queued = RunState::Queued { queued_at: now };
         let pending = StepState::Pending;
         self.store
             .create_run(NewRun {
-                id: id.clone(),
+                id: id.to_string(),
                 playbook: version.name.clone(),
                 version: version.version.clone(),
                 inputs,
@@ -200,8 +211,8 @@ impl Engine {
                 now,
             })
             .await?;
-        tracing::info!(run = %id, playbook = %version.name, version = %version.version, "run queued");
-        Ok(id)
+        tracing::info!(run = %id, playbook = %request.playbook, "run queued");
+        Ok(())
     }
 
     /// The plan of the version a run pinned, validated again against the
@@ -296,6 +307,9 @@ impl Engine {
         // gate decision) bumps the revision, the next commit is refused, and
         // the run is read again.
         let mut cached: Option<Snapshot> = None;
+        // Child runs (sub-playbooks) being driven by tasks of this call.
+        let mut children: HashSet<String> = HashSet::new();
+        let mut children_tried: HashSet<String> = HashSet::new();
         loop {
             let now = self.clock.now();
             // Renew once a third of the lease is used, not on every turn: a
@@ -325,10 +339,12 @@ impl Engine {
                 dones.push(done);
             }
             if !dones.is_empty() {
+                forget_children(&dones, &mut children);
                 if let Some((changes, revision)) = self
                     .record(&prep, &snap, dones, &mut inflight, &mut compensating, now)
                     .await?
                     && snap.apply(&changes, revision, now)?
+                    && !snap.waits_for_children()
                 {
                     cached = Some(snap);
                 }
@@ -336,15 +352,18 @@ impl Engine {
             }
             let mut busy: HashSet<(String, u32)> = inflight.clone();
             busy.extend(compensating.iter().map(|s| (s.clone(), 0)));
-            let decision = decide(&prep, &snap, &busy, &self.node, now)?;
+            let mut decision = decide(&prep, &snap, &busy, &self.node, now)?;
             if !decision.is_empty() {
+                self.create_children(&snap, &mut decision, now).await?;
                 match self
                     .store
                     .commit(run_id, snap.record.revision, &decision.changes, now)
                     .await
                 {
                     Ok(revision) => {
-                        if snap.apply(&decision.changes, revision, now)? {
+                        if snap.apply(&decision.changes, revision, now)?
+                            && !snap.waits_for_children()
+                        {
                             cached = Some(snap);
                         }
                     }
@@ -352,10 +371,20 @@ impl Engine {
                     Err(StorageError::StaleRevision { .. }) => continue,
                     Err(e) => return Err(e.into()),
                 }
+                for child in &decision.children {
+                    self.drive_child(&child.id, &tx, &mut children);
+                }
                 self.launch(&prep, decision, &tx, &mut inflight, &mut compensating);
                 continue;
             }
-            if inflight.is_empty() && compensating.is_empty() {
+            // Children left blocked by an earlier drive are driven again, once per drive.
+            for (child, (status, _)) in &snap.children {
+                if !status.is_terminal() && !children_tried.contains(child) {
+                    children_tried.insert(child.clone());
+                    self.drive_child(child, &tx, &mut children);
+                }
+            }
+            if inflight.is_empty() && compensating.is_empty() && children.is_empty() {
                 self.store.release_lease(run_id, &self.node).await?;
                 let until = snap.timers.first().map(|t| t.at);
                 return Ok(Progress::Blocked { until });
@@ -372,8 +401,10 @@ impl Engine {
                             dones.push(more);
                         }
                         let now = self.clock.now();
+                        forget_children(&dones, &mut children);
                         if let Some((changes, revision)) = self.record(&prep, &snap, dones, &mut inflight, &mut compensating, now).await?
                             && snap.apply(&changes, revision, now)?
+                            && !snap.waits_for_children()
                         {
                             cached = Some(snap);
                         }
@@ -500,6 +531,15 @@ impl Engine {
                 Err(StorageError::StaleRevision { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+}
+
+/// Child drivers that reported back are no longer running.
+fn forget_children(dones: &[Done], children: &mut HashSet<String>) {
+    for done in dones {
+        if let Done::Child { run } = done {
+            children.remove(run);
         }
     }
 }

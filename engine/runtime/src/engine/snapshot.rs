@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::EngineError;
 use crate::attempt_state::AttemptState;
-use crate::run_state::RunState;
+use crate::run_state::{RunState, RunStatus};
 use crate::step_state::StepState;
 
 /// A state machine's state as storage keeps it.
@@ -51,9 +51,17 @@ pub(crate) struct Snapshot {
     /// By (step key, number).
     pub(crate) attempts: BTreeMap<(String, u32), AttemptSnapshot>,
     pub(crate) timers: Vec<TimerRecord>,
+    /// Child runs of running sub-playbook steps: their status and step outputs.
+    pub(crate) children: BTreeMap<String, (RunStatus, Value)>,
 }
 
 impl Snapshot {
+    /// Whether a sub-playbook step waits for a child run, whose progress
+    /// only storage knows (so the snapshot must be read again each turn).
+    pub(crate) fn waits_for_children(&self) -> bool {
+        !self.children.is_empty()
+    }
+
     pub(crate) async fn load(store: &Store, run_id: &str) -> Result<Snapshot, EngineError> {
         let record = store
             .run(run_id)
@@ -82,12 +90,30 @@ impl Snapshot {
             );
         }
         let timers = store.timers(run_id).await?;
+        let mut children = BTreeMap::new();
+        for step in steps
+            .values()
+            .filter(|s| s.state.status() == crate::step_state::StepStatus::Running)
+        {
+            if let Some(child) = super::children::child_of(step.outputs.as_ref())
+                && let Some(run) = store.run(child).await?
+            {
+                let status: RunState = typed(&run.state, "child run state")?;
+                let outputs: serde_json::Map<String, Value> = run
+                    .steps
+                    .into_iter()
+                    .map(|s| (s.key, s.outputs.unwrap_or(Value::Null)))
+                    .collect();
+                children.insert(child.to_string(), (status.status(), Value::Object(outputs)));
+            }
+        }
         Ok(Snapshot {
             record,
             run,
             steps,
             attempts,
             timers,
+            children,
         })
     }
 
