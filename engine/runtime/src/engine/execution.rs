@@ -147,7 +147,7 @@ impl Engine {
 }
 
 /// The change set that records `dones` on top of `snap`.
-fn results_decision(
+pub(crate) fn results_decision(
     prep: &Prepared,
     snap: &Snapshot,
     dones: &[Done],

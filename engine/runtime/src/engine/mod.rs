@@ -307,6 +307,7 @@ impl Engine {
         // gate decision) bumps the revision, the next commit is refused, and
         // the run is read again.
         let mut cached: Option<Snapshot> = None;
+        let mut received: Vec<Done> = Vec::new();
         // Child runs (sub-playbooks) being driven by tasks of this call.
         let mut children: HashSet<String> = HashSet::new();
         let mut children_tried: HashSet<String> = HashSet::new();
@@ -334,12 +335,37 @@ impl Engine {
                 return Ok(Progress::Finished(snap.run.status()));
             }
             let prep = self.prepare(&snap).await?;
-            let mut dones = Vec::new();
+            let mut dones = std::mem::take(&mut received);
             while let Ok(done) = rx.try_recv() {
                 dones.push(done);
             }
             if !dones.is_empty() {
                 forget_children(&dones, &mut children);
+                // Record the results and, in the same commit, start what they
+                // unblock: one durable commit per step of a chain, not two.
+                if let Some(combined) =
+                    self.fold_next(&prep, &snap, &dones, &mut inflight, &mut compensating, now)?
+                {
+                    match self
+                        .store
+                        .commit(run_id, snap.record.revision, &combined.changes, now)
+                        .await
+                    {
+                        Ok(revision) => {
+                            if snap.apply(&combined.changes, revision, now)?
+                                && !snap.waits_for_children()
+                            {
+                                cached = Some(snap);
+                            }
+                            self.launch(&prep, combined, &tx, &mut inflight, &mut compensating);
+                            continue;
+                        }
+                        Err(StorageError::StaleRevision { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // Someone moved the run meanwhile (or the follow-up needs a
+                // fresh read): record the results alone, from a fresh read.
                 if let Some((changes, revision)) = self
                     .record(&prep, &snap, dones, &mut inflight, &mut compensating, now)
                     .await?
@@ -395,19 +421,10 @@ impl Engine {
                 .unwrap_or(std::time::Duration::from_secs(5));
             tokio::select! {
                 done = rx.recv() => {
-                    if let Some(done) = done {
-                        let mut dones = vec![done];
-                        while let Ok(more) = rx.try_recv() {
-                            dones.push(more);
-                        }
-                        let now = self.clock.now();
-                        forget_children(&dones, &mut children);
-                        if let Some((changes, revision)) = self.record(&prep, &snap, dones, &mut inflight, &mut compensating, now).await?
-                            && snap.apply(&changes, revision, now)?
-                            && !snap.waits_for_children()
-                        {
-                            cached = Some(snap);
-                        }
+                    // Handled at the top of the loop, with whatever else arrived.
+                    received.extend(done);
+                    if !snap.waits_for_children() {
+                        cached = Some(snap);
                     }
                 }
                 () = tokio::time::sleep(renew_every) => {}
@@ -541,5 +558,83 @@ fn forget_children(dones: &[Done], children: &mut HashSet<String>) {
         if let Done::Child { run } = done {
             children.remove(run);
         }
+    }
+}
+
+impl Engine {
+    /// The change set recording `dones` on top of `snap`, merged with the
+    /// decision that follows from it, when that decision can be derived in
+    /// memory (no new timer ids or child runs involved). `None` otherwise.
+    fn fold_next(
+        &self,
+        prep: &Prepared,
+        snap: &Snapshot,
+        dones: &[Done],
+        inflight: &mut HashSet<(String, u32)>,
+        compensating: &mut HashSet<String>,
+        now: Timestamp,
+    ) -> Result<Option<Decision>, EngineError> {
+        let results = execution::results_decision(prep, snap, dones, now)?;
+        if results.is_empty() {
+            return Ok(None);
+        }
+        let mut projected = snap.clone();
+        if !projected.apply(&results.changes, snap.record.revision, now)?
+            || projected.waits_for_children()
+        {
+            return Ok(None);
+        }
+        let mut busy: HashSet<(String, u32)> = inflight.clone();
+        for done in dones {
+            match done {
+                Done::Attempt { step, number, .. } => {
+                    busy.remove(&(step.clone(), *number));
+                }
+                Done::Compensation { step, .. } => {
+                    busy.remove(&(step.clone(), 0));
+                }
+                Done::Child { .. } => {}
+            }
+        }
+        busy.extend(
+            compensating
+                .iter()
+                .filter(|s| {
+                    !dones
+                        .iter()
+                        .any(|d| matches!(d, Done::Compensation { step, .. } if step == *s))
+                })
+                .map(|s| (s.clone(), 0)),
+        );
+        let next = decide(prep, &projected, &busy, &self.node, now)?;
+        if !next.children.is_empty() {
+            return Ok(None);
+        }
+        // Committed below: the finished executions are no longer in flight.
+        for done in dones {
+            match done {
+                Done::Attempt { step, number, .. } => {
+                    inflight.remove(&(step.clone(), *number));
+                }
+                Done::Compensation { step, .. } => {
+                    compensating.remove(step);
+                }
+                Done::Child { .. } => {}
+            }
+        }
+        let mut combined = results;
+        if next.changes.run.is_some() {
+            combined.changes.run = next.changes.run;
+        }
+        for step in next.changes.steps {
+            combined.changes.steps.retain(|s| s.key != step.key);
+            combined.changes.steps.push(step);
+        }
+        combined.changes.new_steps.extend(next.changes.new_steps);
+        combined.changes.attempts.extend(next.changes.attempts);
+        combined.changes.timers.extend(next.changes.timers);
+        combined.executions.extend(next.executions);
+        combined.compensations.extend(next.compensations);
+        Ok(Some(combined))
     }
 }
