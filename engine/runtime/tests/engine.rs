@@ -1154,3 +1154,43 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    two_nodes_sweeping_one_database_never_share_a_run,
+    |store: Store| async move {
+        publish(&store, CONTAIN).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        *executor.delay.lock().expect("lock") = Some(Duration::from_millis(5));
+        let n1 = engine(&store, &clock, &executor, "n1");
+        let n2 = engine(&store, &clock, &executor, "n2");
+        let mut runs = Vec::new();
+        for i in 0..6 {
+            runs.push(
+                n1.start_run(request("contain", json!({"device": format!("plc-{i}")})))
+                    .await
+                    .expect("start"),
+            );
+        }
+        let (a, b) = tokio::join!(n1.sweep(64), n2.sweep(64));
+        let (a, b) = (a.expect("sweep n1"), b.expect("sweep n2"));
+        // Between them they finished every run, each run on one node only.
+        let mut finished: Vec<&String> = a.iter().chain(&b).map(|(run, _)| run).collect();
+        finished.sort();
+        finished.dedup();
+        assert_eq!(finished.len(), 6, "n1 drove {a:?}, n2 drove {b:?}");
+        assert!(
+            a.iter()
+                .chain(&b)
+                .all(|(_, p)| *p == Progress::Finished(RunStatus::Succeeded))
+        );
+        // Every attempt was executed exactly once (its idempotency key appears once).
+        let mut keys: Vec<String> = executor.calls().iter().map(|c| c.key.to_string()).collect();
+        let total = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!((keys.len(), total), (24, 24));
+        // Nothing is left to claim.
+        assert!(n2.sweep(64).await.expect("sweep").is_empty());
+    }
+);

@@ -19,6 +19,7 @@ mod fanout;
 mod rerun;
 mod snapshot;
 mod timers;
+mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
