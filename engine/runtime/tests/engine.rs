@@ -1194,3 +1194,53 @@ on_both_backends!(
         assert!(n2.sweep(64).await.expect("sweep").is_empty());
     }
 );
+
+on_both_backends!(
+    cancelling_a_parent_cancels_its_child,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("parent", json!({"device": "plc-7", "gated": true})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked { until: None }
+        );
+        let contain = store
+            .run(&run)
+            .await
+            .expect("read")
+            .expect("run")
+            .steps
+            .into_iter()
+            .find(|s| s.key == "contain")
+            .expect("step");
+        let child_id = contain.outputs.expect("outputs")["run"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        assert_eq!(
+            engine.cancel(&run, "bob").await.expect("cancel"),
+            RunStatus::Cancelled
+        );
+        assert_eq!(
+            store
+                .run(&child_id)
+                .await
+                .expect("read")
+                .expect("child")
+                .state
+                .status,
+            "cancelled"
+        );
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Cancelled)
+        );
+    }
+);

@@ -497,7 +497,13 @@ impl Engine {
                 .commit(run_id, snap.record.revision, &changes, now)
                 .await
             {
-                Ok(_) => return Ok(state.status()),
+                Ok(_) => {
+                    // A sub-playbook's child run is part of this run: it ends too.
+                    for child in snap.children.keys() {
+                        Box::pin(self.cancel(child, by)).await?;
+                    }
+                    return Ok(state.status());
+                }
                 Err(StorageError::StaleRevision { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
