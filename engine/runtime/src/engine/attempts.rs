@@ -6,11 +6,11 @@ use cordon_storage::AttemptChange;
 use serde_json::{Value, json};
 
 use super::EngineError;
-use super::decide::{Decision, scope_for, step_event};
+use super::decide::{Decision, fail_for_good, scope_for};
 use super::snapshot::{Snapshot, stored};
 use crate::attempt_state::{AttemptError, AttemptEvent, AttemptState, ErrorKind};
 use crate::executor::{Action, StepCall};
-use crate::step_state::{StepEvent, StepState};
+use crate::step_state::StepState;
 use crate::{IdempotencyKey, Timestamp};
 
 pub(crate) fn next_retry(
@@ -119,22 +119,11 @@ pub(crate) fn execute_or_fail(
                 node: None,
                 finished_at: Some(now),
             });
-            let step_state = StepState::Running {
+            let running = StepState::Running {
                 attempt: number,
                 started_at,
             };
-            step_event(
-                decision,
-                key,
-                step_state,
-                number,
-                StepEvent::AttemptFailed {
-                    at: now,
-                    error,
-                    retry_at: None,
-                },
-                None,
-            )?;
+            fail_for_good(decision, key, running, number, error.message, now)?;
         }
         Err(e) => return Err(e),
     }

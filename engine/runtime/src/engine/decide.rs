@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use cordon_graph::PlanStepKind;
-use cordon_playbook::model::Wait;
+use cordon_playbook::model::{Condition, Wait};
 use cordon_storage::{AttemptChange, ChangeSet, StepChange, TimerChange};
 use serde_json::{Map, Value, json};
 
@@ -106,7 +106,8 @@ pub(crate) fn scope_for(snap: &Snapshot, key: &str) -> Scope {
 }
 
 /// Fails a step that cannot even start (its condition does not evaluate,
-/// or it asks for something the engine cannot do yet), recording why.
+/// Fails a step that cannot even start (its condition does not evaluate,
+/// or its inputs or items cannot be resolved), recording why.
 pub(crate) fn fail_at_start(
     decision: &mut Decision,
     key: &str,
@@ -122,6 +123,18 @@ pub(crate) fn fail_at_start(
         StepEvent::Start { at: now },
         None,
     )?;
+    fail_for_good(decision, key, running, 1, message, now)
+}
+
+/// Fails a running step with an error no retry can help.
+pub(crate) fn fail_for_good(
+    decision: &mut Decision,
+    key: &str,
+    running: StepState,
+    attempt: u32,
+    message: impl Into<String>,
+    now: Timestamp,
+) -> Result<(), EngineError> {
     let error = AttemptError {
         kind: ErrorKind::Plugin,
         message: message.into(),
@@ -131,7 +144,7 @@ pub(crate) fn fail_at_start(
         decision,
         key,
         running,
-        1,
+        attempt,
         StepEvent::AttemptFailed {
             at: now,
             error,
@@ -140,6 +153,42 @@ pub(crate) fn fail_at_start(
         None,
     )?;
     Ok(())
+}
+
+/// Applies a pending step's `if:` (for a fan-out item, with `item` bound):
+/// false skips the step, an expression that does not evaluate fails it.
+/// Returns whether the step may start.
+pub(crate) fn passes_condition(
+    decision: &mut Decision,
+    snap: &Snapshot,
+    key: &str,
+    pending: &StepState,
+    condition: Option<&Condition>,
+    now: Timestamp,
+) -> Result<bool, EngineError> {
+    let Some(condition) = condition else {
+        return Ok(true);
+    };
+    match scope_for(snap, key).condition(&condition.0) {
+        Ok(true) => Ok(true),
+        Ok(false) => {
+            step_event(
+                decision,
+                key,
+                pending.clone(),
+                0,
+                StepEvent::Skip {
+                    reason: SkipReason::ConditionFalse,
+                },
+                None,
+            )?;
+            Ok(false)
+        }
+        Err(e) => {
+            fail_at_start(decision, key, pending.clone(), e.to_string(), now)?;
+            Ok(false)
+        }
+    }
 }
 
 /// A step that will not change again in the forward direction (only compensation can move a succeeded one).
@@ -296,31 +345,12 @@ pub(crate) fn decide(
             continue;
         }
         // A fan-out evaluates its condition per item, with `item` bound.
-        if let Some(condition) = definition
+        let condition = definition
             .condition
             .as_ref()
-            .filter(|_| definition.foreach.is_none())
-        {
-            match scope(snap).condition(&condition.0) {
-                Ok(true) => {}
-                Ok(false) => {
-                    step_event(
-                        &mut decision,
-                        key,
-                        step.state.clone(),
-                        0,
-                        StepEvent::Skip {
-                            reason: SkipReason::ConditionFalse,
-                        },
-                        None,
-                    )?;
-                    continue;
-                }
-                Err(e) => {
-                    fail_at_start(&mut decision, key, step.state.clone(), e.to_string(), now)?;
-                    continue;
-                }
-            }
+            .filter(|_| definition.foreach.is_none());
+        if !passes_condition(&mut decision, snap, key, &step.state, condition, now)? {
+            continue;
         }
         match &node_plan.kind {
             PlanStepKind::Action { .. } | PlanStepKind::Notify { .. }

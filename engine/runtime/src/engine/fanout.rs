@@ -12,11 +12,10 @@ use cordon_storage::{StepChange, TimerChange};
 use serde_json::{Value, json};
 
 use super::attempts::{Slot, start_attempt};
-use super::decide::{Decision, fail_at_start, scope, scope_for, step_event};
+use super::decide::{Decision, fail_at_start, fail_for_good, passes_condition, scope, step_event};
 use super::snapshot::{Snapshot, stored};
 use super::{EngineError, Prepared};
 use crate::Timestamp;
-use crate::attempt_state::{AttemptError, ErrorKind};
 use crate::step_state::{SkipReason, StepEvent, StepState, StepStatus};
 
 /// The key of item `index` of fan-out step `parent`.
@@ -145,24 +144,16 @@ pub(crate) fn advance(
             .max_failures
             .is_some_and(|max| failed > max.of(total))
         {
-            let error = AttemptError {
-                kind: ErrorKind::Plugin,
-                message: format!(
-                    "{failed} of {total} items failed, more than `max_failures` allows; the rollout stopped"
-                ),
-                retryable: false,
-            };
-            step_event(
+            let message = format!(
+                "{failed} of {total} items failed, more than `max_failures` allows; the rollout stopped"
+            );
+            fail_for_good(
                 decision,
                 key,
                 parent.state.clone(),
                 parent.attempt,
-                StepEvent::AttemptFailed {
-                    at: now,
-                    error,
-                    retry_at: None,
-                },
-                None,
+                message,
+                now,
             )?;
             for (item, state) in &items {
                 if state.state.status() == StepStatus::Pending {
@@ -246,27 +237,15 @@ pub(crate) fn advance(
             if state.state.status() != StepStatus::Pending {
                 continue;
             }
-            if let Some(condition) = &definition.condition {
-                match scope_for(snap, item).condition(&condition.0) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        step_event(
-                            decision,
-                            item,
-                            state.state.clone(),
-                            0,
-                            StepEvent::Skip {
-                                reason: SkipReason::ConditionFalse,
-                            },
-                            None,
-                        )?;
-                        continue;
-                    }
-                    Err(e) => {
-                        fail_at_start(decision, item, state.state.clone(), e.to_string(), now)?;
-                        continue;
-                    }
-                }
+            if !passes_condition(
+                decision,
+                snap,
+                item,
+                &state.state,
+                definition.condition.as_ref(),
+                now,
+            )? {
+                continue;
             }
             step_event(
                 decision,
