@@ -1,0 +1,200 @@
+//! Sub-playbooks run as pinned child runs.
+
+use super::common::*;
+
+const CHILD: &str = r#"
+cordon: v1
+name: child
+version: 1.0.0
+inputs:
+  device: {type: device}
+  gated: {type: boolean, default: false}
+steps:
+  - id: quarantine
+    uses: isolate@1
+    with: {device: '${{ inputs.device }}'}
+  - id: confirm
+    needs: [quarantine]
+    if: inputs.gated
+    approval: {approvers: {roles: [security-lead]}}
+on_failure: {compensate: false}
+"#;
+
+const PARENT: &str = r#"
+cordon: v1
+name: parent
+version: 1.0.0
+inputs:
+  device: {type: device}
+  gated: {type: boolean, default: false}
+steps:
+  - id: contain
+    playbook: child@1.0.0
+    with: {device: '${{ inputs.device }}', gated: '${{ inputs.gated }}'}
+  - id: report
+    needs: [contain]
+    notify: {to: [ops@example.com], subject: 'child run ${{ steps.contain.outputs.run }} ${{ steps.contain.outputs.status }}'}
+on_failure: {compensate: false}
+"#;
+
+on_both_backends!(
+    a_sub_playbook_runs_as_a_pinned_child_run,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("parent", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        let parent = store.run(&run).await.expect("read").expect("run");
+        let contain = parent
+            .steps
+            .iter()
+            .find(|s| s.key == "contain")
+            .expect("step");
+        let outputs = contain.outputs.clone().expect("outputs");
+        let child_id = outputs["run"].as_str().expect("child id").to_string();
+        assert_eq!(outputs["status"], "succeeded");
+        assert_eq!(
+            outputs["steps"]["quarantine"]["device"], "plc-7",
+            "the child's outputs come back to the parent"
+        );
+        let child = store.run(&child_id).await.expect("read").expect("child");
+        assert_eq!(
+            (
+                child.playbook.as_str(),
+                child.version.as_str(),
+                child.state.status.as_str()
+            ),
+            ("child", "1.0.0", "succeeded")
+        );
+        assert_eq!(
+            child.trigger,
+            json!({"kind": "parent", "run": run, "step": "contain"})
+        );
+        let report = executor
+            .calls()
+            .into_iter()
+            .find(|c| c.step == "report")
+            .expect("report");
+        assert_eq!(
+            report.inputs["subject"],
+            format!("child run {child_id} succeeded")
+        );
+    }
+);
+
+on_both_backends!(
+    a_parent_waits_for_its_child_and_fails_with_it,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        // The child waits at its gate, so the parent waits too.
+        let run = engine
+            .start_run(request("parent", json!({"device": "plc-7", "gated": true})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked { until: None }
+        );
+        let contain = store
+            .run(&run)
+            .await
+            .expect("read")
+            .expect("run")
+            .steps
+            .into_iter()
+            .find(|s| s.key == "contain")
+            .expect("step");
+        let child_id = contain.outputs.expect("outputs")["run"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        assert_eq!(contain.state.status, "running");
+        // The child's gate is rejected: the child fails, and the parent with it.
+        engine
+            .decide_gate(&child_id, "confirm", false, "not this device")
+            .await
+            .expect("deny");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        assert_eq!(
+            store
+                .run(&child_id)
+                .await
+                .expect("read")
+                .expect("child")
+                .state
+                .status,
+            "failed"
+        );
+        let steps = statuses(&store, &run).await;
+        assert_eq!(
+            (steps["contain"].as_str(), steps["report"].as_str()),
+            ("failed", "skipped")
+        );
+    }
+);
+
+on_both_backends!(
+    cancelling_a_parent_cancels_its_child,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("parent", json!({"device": "plc-7", "gated": true})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Blocked { until: None }
+        );
+        let contain = store
+            .run(&run)
+            .await
+            .expect("read")
+            .expect("run")
+            .steps
+            .into_iter()
+            .find(|s| s.key == "contain")
+            .expect("step");
+        let child_id = contain.outputs.expect("outputs")["run"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        assert_eq!(
+            engine.cancel(&run, "bob").await.expect("cancel"),
+            RunStatus::Cancelled
+        );
+        assert_eq!(
+            store
+                .run(&child_id)
+                .await
+                .expect("read")
+                .expect("child")
+                .state
+                .status,
+            "cancelled"
+        );
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Cancelled)
+        );
+    }
+);

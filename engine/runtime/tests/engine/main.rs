@@ -1,0 +1,9 @@
+//! The scheduler end to end against real storage (SQLite and PostgreSQL),
+//! with a scripted executor standing in for the plugin host. One test
+//! binary, split by concept.
+
+mod children;
+mod common;
+mod lifecycle;
+mod recovery;
+mod rollouts;
