@@ -53,6 +53,29 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Start a run of a published playbook (the newest version unless `@VERSION` is given).
+    ///
+    /// Without --wait the run is queued for a worker (`cordon worker`, or a server) and its id printed.
+    /// With --wait this command drives it itself, prints each step as it moves, and exits with the
+    /// run's outcome: 0 succeeded, 1 failed, 3 cancelled.
+    Run(RunArgs),
+    /// List runs, newest first, or show one (`cordon runs show ID`).
+    Runs(RunsArgs),
+    /// Cancel a run. Completed compensable steps are undone unless the playbook says otherwise.
+    Cancel(ControlArgs),
+    /// Hold a run: no new step starts until it is resumed (steps in flight finish).
+    Pause(ControlArgs),
+    /// Release a paused run.
+    Resume(ControlArgs),
+    /// Start a new run of a finished run's pinned version, from one of its steps.
+    ///
+    /// Steps that succeeded and do not depend on `--from` are carried over with their outputs.
+    Rerun(RerunArgs),
+    /// Be an engine node: claim runs that can move and drive them, until SIGINT or SIGTERM.
+    ///
+    /// Several workers (on one machine or several) may share one PostgreSQL database: each run is
+    /// leased to one node at a time, and a node that dies loses its leases after `--lease`.
+    Worker(WorkerArgs),
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -64,6 +87,119 @@ pub enum Command {
         /// A code such as `G203`; without one, the whole reference is printed as Markdown.
         code: Option<String>,
     },
+}
+
+/// `cordon run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook, `NAME` (newest version) or `NAME@VERSION`.
+    #[arg(value_name = "NAME[@VERSION]")]
+    pub reference: String,
+    /// An input, `NAME=VALUE`; the value is read as the input's declared type. Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Drive the run here, show its steps as they move, and exit with its outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// Plugins record what they would do instead of doing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `cordon runs`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    /// Only runs in this state (queued, running, waiting, paused, compensating, succeeded, failed, cancelled). Repeatable.
+    #[arg(long = "state", value_name = "STATE")]
+    pub states: Vec<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: its steps, every attempt with its idempotency key, timings and errors.
+    Show {
+        /// The run id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// `cordon cancel|pause|resume ID`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The run id.
+    pub id: String,
+    /// Keep driving the run here afterwards (for example through its compensation) until it stops moving.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `cordon rerun ID --from STEP`.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The finished run.
+    pub id: String,
+    /// The step to start again from; it and everything downstream of it run anew.
+    #[arg(long, value_name = "STEP")]
+    pub from: String,
+    /// Drive the new run here and exit with its outcome.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `cordon worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// This node's name, unique among the nodes sharing a database. Default: HOSTNAME-PID.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long a run's lease lasts without renewal: the longest another node waits to take over from a dead one.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub lease: cordon_playbook::model::Duration,
+    /// How often to look for runs that can move.
+    #[arg(long, value_name = "DURATION", default_value = "250ms")]
+    pub poll: cordon_playbook::model::Duration,
+    /// How many runs this node drives at once.
+    #[arg(long, default_value_t = 64)]
+    pub capacity: usize,
+    /// On SIGINT/SIGTERM, how long runs in hand get to reach a stopping point before their leases are handed back.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub grace: cordon_playbook::model::Duration,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// What an engine node needs: its database and its plugins.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Who acts (recorded on cancels, pauses and reruns). Default: $USER.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
 }
 
 /// Where plugin descriptors come from.

@@ -2,10 +2,17 @@
 
 mod catalog;
 mod cli;
+mod database;
 mod demo_cmd;
 mod graph_cmd;
+#[cfg(feature = "crash-harness")]
+mod harness;
+mod node;
+mod progress;
+mod runs_cmd;
 mod validate_cmd;
 mod versions_cmd;
+mod worker_cmd;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -20,12 +27,20 @@ pub(crate) mod exit {
     pub const OK: u8 = 0;
     /// The playbook has problems (diagnostics were printed).
     pub const PROBLEMS: u8 = 1;
-    /// The command was used wrongly: unknown flag, unreadable file (clap uses 2 too).
+    /// The command was used wrongly or refused: unknown flag, unreadable file,
+    /// unknown playbook or run, bad inputs (clap uses 2 too). Nothing was written.
     pub const USAGE: u8 = 2;
+    /// The run waited for was cancelled.
+    pub const CANCELLED: u8 = 3;
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "crash-harness")]
+    if let Err(e) = harness::arm_failpoint() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(exit::USAGE);
+    }
     // Commands write into a buffer that is written once at the end, so a
     // closed pipe (`cordon demo | head`) is an ordinary exit, not a panic.
     let mut out = Output::default();
@@ -46,6 +61,13 @@ fn main() -> ExitCode {
             database,
         } => versions_cmd::show(&reference, &database, &mut out),
         Command::Diff { from, to, database } => versions_cmd::diff(&from, &to, &database, &mut out),
+        Command::Run(args) => runs_cmd::run(&args, &mut out),
+        Command::Runs(args) => runs_cmd::runs(&args, &mut out),
+        Command::Cancel(args) => runs_cmd::control(&args, runs_cmd::Control::Cancel, &mut out),
+        Command::Pause(args) => runs_cmd::control(&args, runs_cmd::Control::Pause, &mut out),
+        Command::Resume(args) => runs_cmd::control(&args, runs_cmd::Control::Resume, &mut out),
+        Command::Rerun(args) => runs_cmd::rerun(&args, &mut out),
+        Command::Worker(args) => worker_cmd::run(&args),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

@@ -5,47 +5,12 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, anyhow};
 use cordon_playbook::{Context, PlaybookIndex, validate};
-use cordon_storage::{NewVersion, PluginPin, PublishOutcome, Store};
+use cordon_storage::{NewVersion, PluginPin, PublishOutcome};
 
 use crate::catalog::plugin_catalog;
 use crate::cli::{DatabaseArgs, PublishArgs};
+use crate::database::{split_reference, with_store};
 use crate::{Output, exit};
-
-/// The database URL: `--database`, `CORDON_DATABASE`, or the default file.
-pub fn database_url(args: &DatabaseArgs) -> anyhow::Result<String> {
-    if let Some(url) = &args.url {
-        return Ok(url.clone());
-    }
-    let home = std::env::var_os("CORDON_HOME").map(Into::into);
-    cordon_storage::default_database_url(home, dirs::data_dir())
-        .ok_or_else(|| anyhow!("no data directory: set CORDON_HOME or pass --database URL"))
-}
-
-/// Runs `work` against the store on a small runtime of its own (the CLI is
-/// synchronous elsewhere).
-fn with_store<T>(
-    args: &DatabaseArgs,
-    work: impl AsyncFnOnce(&Store) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let url = database_url(args)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = Store::open(&url).await?;
-        let result = work(&store).await;
-        store.close().await?;
-        result
-    })
-}
-
-/// Splits `NAME@VERSION` (the version is optional).
-fn split_reference(reference: &str) -> (&str, Option<&str>) {
-    match reference.rsplit_once('@') {
-        Some((name, version)) => (name, Some(version)),
-        None => (reference, None),
-    }
-}
 
 pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
     let bytes = std::fs::read(&args.file)

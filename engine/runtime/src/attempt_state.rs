@@ -24,6 +24,9 @@ pub enum ErrorKind {
     InvalidOutput,
     /// The plugin reported a failure of its own; it says whether retrying may help.
     Plugin,
+    /// Nothing on this node can perform the action (no plugin host, no
+    /// mailer configured). Retrying on the same node repeats the failure.
+    Unavailable,
 }
 
 /// A failed attempt's error.
@@ -49,7 +52,8 @@ impl AttemptError {
             | ErrorKind::OutOfFuel
             | ErrorKind::Trap
             | ErrorKind::Denied
-            | ErrorKind::InvalidOutput => false,
+            | ErrorKind::InvalidOutput
+            | ErrorKind::Unavailable => false,
         }
     }
 }

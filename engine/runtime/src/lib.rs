@@ -18,6 +18,6 @@ pub mod run_state;
 pub mod step_state;
 
 pub use clock::{Clock, SystemClock, Timestamp};
-pub use engine::{Engine, EngineError, Progress, RunRequest, StartError};
+pub use engine::{Engine, EngineError, Progress, RunRequest, StartError, WorkOptions};
 pub use idempotency::IdempotencyKey;
 pub use machine::{InvalidTransition, Transition};

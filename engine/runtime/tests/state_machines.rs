@@ -657,6 +657,7 @@ fn error_kinds_say_whether_a_retry_can_help() {
         ErrorKind::OutOfFuel,
         ErrorKind::Trap,
         ErrorKind::InvalidOutput,
+        ErrorKind::Unavailable,
     ] {
         assert!(
             !AttemptError {

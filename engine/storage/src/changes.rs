@@ -267,7 +267,9 @@ impl Store {
                 }
             }
         }
+        fail::fail_point!("store.commit.before");
         txn.commit().await?;
+        fail::fail_point!("store.commit.after");
         Ok(revision + 1)
     }
 

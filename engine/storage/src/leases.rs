@@ -5,19 +5,27 @@
 //! of `FOR UPDATE SKIP LOCKED`: a node that loses a race simply moves on).
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Query;
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use crate::connect::Store;
-use crate::entity::{lease, run};
+use crate::entity::{lease, run, timer};
 use crate::error::StorageError;
 
 /// Run statuses that need a node to drive them.
 pub const ACTIVE_STATUSES: [&str; 4] = ["queued", "running", "waiting", "compensating"];
 
+/// Active statuses in which a run may move on by itself. A `waiting` run
+/// moves only when one of its timers falls due, or when someone decides a
+/// gate (which makes it `running`), so idle waiting runs are not claimed.
+const MOVING_STATUSES: [&str; 3] = ["queued", "running", "compensating"];
+
 impl Store {
-    /// Claims up to `limit` active runs that no live lease holds, for `node`
-    /// until `now + ttl`. Returns the claimed run ids, oldest run first.
+    /// Claims up to `limit` active runs that can move now and that no live
+    /// lease holds, for `node` until `now + ttl`. Returns the claimed run
+    /// ids, oldest run first. A `waiting` run is claimed only once one of
+    /// its timers is due.
     pub async fn claim_runs(
         &self,
         node: &str,
@@ -28,7 +36,22 @@ impl Store {
         let candidates: Vec<String> = run::Entity::find()
             .select_only()
             .column(run::Column::Id)
-            .filter(run::Column::Status.is_in(ACTIVE_STATUSES))
+            .filter(
+                Condition::any()
+                    .add(run::Column::Status.is_in(MOVING_STATUSES))
+                    .add(
+                        Condition::all().add(run::Column::Status.eq("waiting")).add(
+                            run::Column::Id.in_subquery(
+                                Query::select()
+                                    .column(timer::Column::RunId)
+                                    .from(timer::Entity)
+                                    .and_where(timer::Column::FireAt.lte(now))
+                                    .and_where(timer::Column::Fired.eq(false))
+                                    .to_owned(),
+                            ),
+                        ),
+                    ),
+            )
             .order_by_asc(run::Column::CreatedAt)
             .limit(Ord::max(limit.saturating_mul(4), 16))
             .into_tuple()
@@ -40,6 +63,7 @@ impl Store {
                 break;
             }
             if self.try_claim(&id, node, now, ttl).await? {
+                fail::fail_point!("store.claim.after");
                 claimed.push(id);
             }
         }

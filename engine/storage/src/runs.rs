@@ -185,7 +185,9 @@ impl Store {
         for (key, state) in &new.steps {
             insert_step(&txn, &new.id, key, state, new.outputs.get(key), new.now).await?;
         }
+        fail::fail_point!("store.create_run.before");
         txn.commit().await?;
+        fail::fail_point!("store.create_run.after");
         self.run(&new.id)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("run {} vanished after commit", new.id)))

@@ -9,6 +9,8 @@ use crate::{StorageError, Store};
 pub struct TestStore {
     /// The open store.
     pub store: Store,
+    /// Its URL, for processes that open it too.
+    pub url: String,
     /// What to remove afterwards.
     cleanup: Cleanup,
 }
@@ -43,6 +45,7 @@ impl TestStore {
         let store = Store::open(&url).await?;
         Ok(TestStore {
             store,
+            url,
             cleanup: Cleanup::Dir(dir),
         })
     }
@@ -65,9 +68,11 @@ impl TestStore {
         let base = admin_url
             .rsplit_once('/')
             .map_or(admin_url.as_str(), |(base, _)| base);
-        let store = Store::open(&format!("{base}/{name}")).await?;
+        let url = format!("{base}/{name}");
+        let store = Store::open(&url).await?;
         Ok(TestStore {
             store,
+            url,
             cleanup: Cleanup::Database { admin_url, name },
         })
     }

@@ -314,3 +314,48 @@ on_both_backends!(racing_nodes_never_share_a_run, |store: Store| async move {
     );
     assert_eq!(distinct.len(), 12, "every run was claimed by someone");
 });
+
+on_both_backends!(
+    a_waiting_run_is_claimed_only_when_a_timer_is_due,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1"]).await;
+        let ttl = Duration::seconds(10);
+        let waiting = ChangeSet {
+            run: Some(state("waiting")),
+            timers: vec![TimerChange::Arm {
+                step: "a".into(),
+                at: at(30),
+                purpose: "wait".into(),
+            }],
+            ..ChangeSet::default()
+        };
+        store.commit("r1", 1, &waiting, at(1)).await.expect("wait");
+        // Nothing can move before 30s: claiming it would only spin.
+        assert!(
+            store
+                .claim_runs("n1", at(29), ttl, 5)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        assert_eq!(
+            store.claim_runs("n1", at(30), ttl, 5).await.expect("claim"),
+            ["r1"]
+        );
+        // Once the timer is spent the run is idle again (a gate would wake it by moving it to running).
+        store.release_lease("r1", "n1").await.expect("release");
+        let timers = store.timers("r1").await.expect("timers");
+        let spent = ChangeSet {
+            timers: vec![TimerChange::Spend { id: timers[0].id }],
+            ..ChangeSet::default()
+        };
+        store.commit("r1", 2, &spent, at(31)).await.expect("spend");
+        assert!(
+            store
+                .claim_runs("n1", at(40), ttl, 5)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+    }
+);

@@ -95,12 +95,19 @@ pub(crate) fn compensate(
         end_open_steps(&orphans, &mut decision, now, false)?;
         return Ok(decision);
     }
-    if snap
+    if !inflight.is_empty() {
+        return Ok(decision);
+    }
+    // An undo recorded as started that nothing here executes was cut off by
+    // a crash: it runs again, with the same idempotency key.
+    if let Some((key, step)) = snap
         .steps
-        .values()
-        .any(|s| s.state.status() == StepStatus::Compensating)
-        || !inflight.is_empty()
+        .iter()
+        .find(|(_, s)| s.state.status() == StepStatus::Compensating)
     {
+        decision
+            .compensations
+            .push(compensation_call(prep, snap, key, step)?);
         return Ok(decision);
     }
     let mut done: Vec<(&String, &StepSnapshot)> = snap
@@ -126,33 +133,9 @@ pub(crate) fn compensate(
                 StepEvent::Compensate { at: now },
                 None,
             )?;
-            let definition = prep.step(key)?;
-            let uses = definition
-                .uses
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let call = StepCall {
-                run: snap.record.id.clone(),
-                step: (*key).clone(),
-                action: Action::Plugin(uses),
-                inputs: scope_for(snap, key)
-                    .render(&Value::Object(
-                        definition
-                            .with
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    ))
-                    .unwrap_or(Value::Null),
-                key: IdempotencyKey::new(&snap.record.id, &format!("{key}.compensate"), 1),
-                dry_run: snap.record.dry_run,
-            };
-            decision.compensations.push((
-                (*key).clone(),
-                call,
-                step.outputs.clone().unwrap_or(Value::Null),
-            ));
+            decision
+                .compensations
+                .push(compensation_call(prep, snap, key, step)?);
         }
         None => {
             run_event(
@@ -163,4 +146,41 @@ pub(crate) fn compensate(
         }
     }
     Ok(decision)
+}
+
+/// The call that undoes step `key`: its inputs rendered as when it ran, the
+/// outputs it produced, and one idempotency key for every delivery.
+fn compensation_call(
+    prep: &Prepared,
+    snap: &Snapshot,
+    key: &str,
+    step: &StepSnapshot,
+) -> Result<(String, StepCall, Value), EngineError> {
+    let definition = prep.step(key)?;
+    let uses = definition
+        .uses
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let call = StepCall {
+        run: snap.record.id.clone(),
+        step: key.to_string(),
+        action: Action::Plugin(uses),
+        inputs: scope_for(snap, key)
+            .render(&Value::Object(
+                definition
+                    .with
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ))
+            .unwrap_or(Value::Null),
+        key: IdempotencyKey::new(&snap.record.id, &format!("{key}.compensate"), 1),
+        dry_run: snap.record.dry_run,
+    };
+    Ok((
+        key.to_string(),
+        call,
+        step.outputs.clone().unwrap_or(Value::Null),
+    ))
 }

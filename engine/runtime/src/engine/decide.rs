@@ -36,7 +36,11 @@ pub(crate) struct Decision {
 
 impl Decision {
     pub(crate) fn is_empty(&self) -> bool {
+        // An undo relaunched after a crash changes nothing stored, but is work.
         self.changes == ChangeSet::default()
+            && self.executions.is_empty()
+            && self.compensations.is_empty()
+            && self.children.is_empty()
     }
 }
 
@@ -472,9 +476,15 @@ pub(crate) fn decide(
         return Ok(decision);
     }
     // Nothing can start and nothing runs: the run waits on its waiting steps
-    // (the pending ones wait behind them).
+    // (the pending ones wait behind them). A run with a live child run stays
+    // running: workers claim waiting runs only when a timer falls due, and
+    // the child's end must be noticed without one.
     if inflight.is_empty()
         && run.status() == RunStatus::Running
+        && snap
+            .children
+            .values()
+            .all(|(status, _)| status.is_terminal())
         && open
             .iter()
             .any(|(_, s)| s.state.status() == StepStatus::Waiting)

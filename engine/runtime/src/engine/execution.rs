@@ -53,6 +53,8 @@ impl Engine {
                 .map(|t| t.get());
             tracing::info!(run = %call.run, step = %step, attempt = number, key = %call.key, "attempt started");
             tokio::spawn(async move {
+                // The attempt is committed as running; its effect has not happened.
+                fail::fail_point!("engine.attempt.before_execute");
                 let execution = executor.execute(call);
                 let result = match timeout {
                     Some(limit) => {
@@ -68,6 +70,8 @@ impl Engine {
                     }
                     None => execution.await,
                 };
+                // The effect happened; its result is not recorded yet.
+                fail::fail_point!("engine.attempt.after_execute");
                 let _ = tx.send(Done::Attempt {
                     step,
                     number,
@@ -80,7 +84,9 @@ impl Engine {
             let executor = self.executor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
+                fail::fail_point!("engine.compensation.before_execute");
                 let result = executor.compensate(call, outputs).await;
+                fail::fail_point!("engine.compensation.after_execute");
                 let _ = tx.send(Done::Compensation { step, result });
             });
         }

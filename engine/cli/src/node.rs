@@ -1,0 +1,114 @@
+//! An engine node inside the command line: the store, the plugin catalog,
+//! the executor, and who acts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cordon_runtime::attempt_state::{AttemptError, ErrorKind};
+use cordon_runtime::executor::{Action, BoxFuture, Executor, StepCall};
+use cordon_runtime::{Engine, SystemClock};
+use cordon_storage::Store;
+use serde_json::Value;
+
+use crate::catalog::plugin_catalog;
+use crate::cli::NodeArgs;
+use crate::database::database_url;
+
+/// An engine node and the store it drives runs in.
+pub struct Node {
+    /// The engine.
+    pub engine: Engine,
+    /// Its store (for reading runs back).
+    pub store: Store,
+    /// Who acts through this command.
+    pub actor: String,
+    /// The node's name (lease holder).
+    pub name: String,
+}
+
+impl Node {
+    /// Opens the database and builds the engine for node `name`.
+    pub async fn open(args: &NodeArgs, name: String, lease: Duration) -> anyhow::Result<Node> {
+        let url = database_url(&args.database)?;
+        let store = Store::open(&url).await?;
+        let plugins = Arc::new(plugin_catalog(&args.catalog.plugin_dirs)?);
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            executor(),
+            plugins,
+            name.clone(),
+            lease,
+        );
+        Ok(Node {
+            engine,
+            store,
+            actor: actor(args.by.as_deref()),
+            name,
+        })
+    }
+}
+
+/// Who acts: `--by`, else `$USER`.
+pub fn actor(by: Option<&str>) -> String {
+    by.map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A node name that is unique on this machine and readable in lease tables: `HOST-PID`.
+pub fn default_node_name(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".into());
+    format!("{role}-{host}-{}", std::process::id())
+}
+
+/// The executor of this build.
+fn executor() -> Arc<dyn Executor> {
+    #[cfg(feature = "crash-harness")]
+    if let Some(ledger) = crate::harness::Ledger::from_env() {
+        return Arc::new(ledger);
+    }
+    Arc::new(NoPluginHost)
+}
+
+/// The executor until the WebAssembly plugin host and the mailer exist:
+/// every action fails, non-transiently, saying why. Built-in steps (`wait`,
+/// approval gates, sub-playbooks) do not need an executor and run for real.
+/// Nothing is ever reported as done that was not done.
+#[derive(Debug)]
+struct NoPluginHost;
+
+impl NoPluginHost {
+    fn refusal(action: &Action) -> AttemptError {
+        let message = match action {
+            Action::Plugin(plugin) => format!(
+                "plugin `{plugin}` cannot run: this build of cordon has no plugin host yet (the WebAssembly sandbox is not implemented)"
+            ),
+            Action::Notify => {
+                "notify cannot send: this build of cordon has no mailer yet".to_string()
+            }
+        };
+        AttemptError {
+            kind: ErrorKind::Unavailable,
+            message,
+            retryable: false,
+        }
+    }
+}
+
+impl Executor for NoPluginHost {
+    fn execute(&self, call: StepCall) -> BoxFuture<Result<Value, AttemptError>> {
+        let refusal = NoPluginHost::refusal(&call.action);
+        Box::pin(async move { Err(refusal) })
+    }
+
+    fn compensate(&self, call: StepCall, _outputs: Value) -> BoxFuture<Result<(), String>> {
+        let refusal = NoPluginHost::refusal(&call.action);
+        Box::pin(async move { Err(refusal.message) })
+    }
+}

@@ -1,0 +1,56 @@
+//! `cordon worker`: one engine node, until SIGINT or SIGTERM.
+
+use cordon_runtime::WorkOptions;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::WorkerArgs;
+use crate::exit;
+use crate::node::{Node, default_node_name};
+use crate::runs_cmd::runtime;
+
+pub fn run(args: &WorkerArgs) -> anyhow::Result<u8> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("CORDON_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| default_node_name("worker"));
+    runtime()?.block_on(async {
+        let node = Node::open(&args.node, name, args.lease.get()).await?;
+        tracing::info!(
+            node = %node.name,
+            backend = ?node.store.backend(),
+            lease = %args.lease,
+            capacity = args.capacity,
+            "worker started"
+        );
+        let options = WorkOptions {
+            every: args.poll.get(),
+            capacity: args.capacity,
+            grace: args.grace.get(),
+        };
+        node.engine.work(stop_signal(), options).await?;
+        tracing::info!(node = %node.name, "worker stopped");
+        Ok(exit::OK)
+    })
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        // Without a SIGTERM handler, Ctrl-C still stops the worker.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
