@@ -4,7 +4,10 @@
 //! lands). Prints median and p95 per shape and backend, beside the cost of
 //! one durable commit on the same database.
 //!
-//! `cargo bench -p cordon-runtime --bench scheduler [-- --iterations N]`
+//! Then a rollout over 10,000 inventory devices in waves, run several times,
+//! printing peak RSS after each run.
+//!
+//! `cargo bench -p cordon-runtime --bench scheduler [-- --iterations N --rollouts N]`
 //! PostgreSQL is measured when `CORDON_TEST_POSTGRES` (or 127.0.0.1:5432/test) answers.
 
 use std::collections::BTreeMap;
@@ -17,7 +20,7 @@ use cordon_runtime::attempt_state::AttemptError;
 use cordon_runtime::executor::{BoxFuture, Executor, StepCall};
 use cordon_runtime::{Engine, Progress, RunRequest, SystemClock};
 use cordon_storage::testing::TestStore;
-use cordon_storage::{NewVersion, StoredState};
+use cordon_storage::{DeviceRecord, NewVersion, StoredState};
 use serde_json::{Value, json};
 
 #[derive(Debug)]
@@ -192,6 +195,105 @@ async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
     }
 }
 
+/// Peak and current resident memory of this process, in MiB (Linux).
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A rollout over 10,000 inventory devices in waves, repeated: the time of
+/// each run and the process's memory after each (it must not grow with the
+/// runs already finished).
+async fn bench_inventory_rollout(label: &str, store: &TestStore, runs: usize) {
+    const DEVICES: usize = 10_000;
+    let catalog = catalog();
+    let engine = Engine::new(
+        store.store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(NoOp),
+        catalog.clone(),
+        "bench",
+        Duration::from_secs(30),
+    );
+    let devices: Vec<DeviceRecord> = (0..DEVICES)
+        .map(|i| DeviceRecord {
+            id: format!("plc-{i:05}"),
+            device_type: "plc".into(),
+            site: "plant-a".into(),
+            tags: vec!["fleet".into(), format!("line-{}", i % 8)],
+            criticality: "high".into(),
+            firmware: "2.4.1".into(),
+            cert_serial: None,
+            owner: "ot".into(),
+            drill: false,
+        })
+        .collect();
+    store
+        .upsert_devices(&devices, chrono::Utc::now())
+        .await
+        .expect("inventory");
+    let yaml = "cordon: v1\nname: fleet-rollout\nversion: 1.0.0\nsteps:\n  - id: roll\n    foreach:\n      items: '${{ inventory.select(\"tag=fleet\") }}'\n      concurrency: 500\n      waves: [1%, 10%, 50%, 100%]\n    uses: check-health@1\n    with: {device: '${{ item }}'}\n";
+    let valid = validate("b.yaml", yaml.as_bytes(), &Context::new(&catalog))
+        .into_valid()
+        .expect("valid");
+    store
+        .publish(
+            NewVersion::new(
+                valid.playbook(),
+                yaml.to_string(),
+                BTreeMap::new(),
+                chrono::Utc::now(),
+                "bench".into(),
+            )
+            .expect("v"),
+        )
+        .await
+        .expect("publish");
+    let (peak_before, _) = memory_mib();
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let start = Instant::now();
+        let run = engine
+            .start_run(RunRequest {
+                playbook: "fleet-rollout".into(),
+                version: None,
+                inputs: BTreeMap::new(),
+                trigger: json!({}),
+                dry_run: false,
+            })
+            .await
+            .expect("run");
+        let progress = engine.drive(&run).await.expect("drive");
+        assert_eq!(
+            progress,
+            Progress::Finished(cordon_runtime::run_state::RunStatus::Succeeded)
+        );
+        let took = start.elapsed();
+        times.push(took);
+        let (peak, now) = memory_mib();
+        println!(
+            "{label:<10} fan10k  run {}: {:>8.0} ms ({:.3} ms per device)  peak RSS {peak:.0} MiB, now {now:.0} MiB",
+            i + 1,
+            ms(took),
+            ms(took) / DEVICES as f64
+        );
+    }
+    times.sort();
+    let (peak_after, _) = memory_mib();
+    println!(
+        "{label:<10} fan10k  (10,000 devices, waves 1%/10%/50%/100%, concurrency 500)  median {:>8.0} ms  peak RSS {peak_before:.0} -> {peak_after:.0} MiB over {runs} runs",
+        ms(percentile(&times, 0.5)),
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let iterations: usize = std::env::args()
@@ -202,12 +304,19 @@ async fn main() {
     println!(
         "start run + drive to completion, no-op executor, {iterations} iterations (2 warm-up)"
     );
+    let rollouts: usize = std::env::args()
+        .skip_while(|a| a != "--rollouts")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
     let sqlite = TestStore::sqlite().await.expect("sqlite");
     bench_backend("sqlite", &sqlite, iterations).await;
+    bench_inventory_rollout("sqlite", &sqlite, rollouts).await;
     sqlite.destroy().await.expect("cleanup");
     match TestStore::postgres().await {
         Ok(pg) => {
             bench_backend("postgres", &pg, iterations).await;
+            bench_inventory_rollout("postgres", &pg, rollouts).await;
             pg.destroy().await.expect("cleanup");
         }
         Err(e) => println!("postgres   skipped: {e}"),

@@ -2,6 +2,7 @@
 //! `${{ … }}` templates in `with`, against what the run knows so far.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cordon_playbook::expr::{condition_source, segments, whole_expression};
 use serde_json::{Map, Value};
@@ -19,6 +20,15 @@ pub struct Scope {
     pub trigger: Value,
     /// `item`, inside one item of a `foreach`.
     pub item: Option<Value>,
+    /// `inventory.select("…")`, when the run's inventory was loaded.
+    pub inventory: Option<Arc<dyn Inventory>>,
+}
+
+/// The asset inventory as expressions see it.
+pub trait Inventory: std::fmt::Debug + Send + Sync {
+    /// The ids of the devices a selector (`tag=line-3,criticality>=high`)
+    /// picks, in id order; an error says why the selector is wrong.
+    fn select(&self, selector: &str) -> Result<Vec<String>, String>;
 }
 
 /// Why an expression could not be evaluated.
@@ -58,6 +68,26 @@ impl Scope {
         bind(&mut context, "trigger", &self.trigger)?;
         if let Some(item) = &self.item {
             bind(&mut context, "item", item)?;
+        }
+        if let Some(inventory) = &self.inventory {
+            bind(&mut context, "inventory", &Value::Object(Map::new()))?;
+            let inventory = inventory.clone();
+            context
+                .add_function(
+                    "select",
+                    move |ftx: &cel::FunctionContext,
+                          cel::extractors::This(_): cel::extractors::This<cel::Value>,
+                          selector: Arc<String>|
+                          -> cel::ResolveResult {
+                        let ids = inventory.select(&selector).map_err(|e| ftx.error(e))?;
+                        Ok(cel::Value::List(Arc::new(
+                            ids.into_iter()
+                                .map(|id| cel::Value::String(Arc::new(id)))
+                                .collect(),
+                        )))
+                    },
+                )
+                .map_err(|e| fail(source, e))?;
         }
         let value = program.execute(&context).map_err(|e| fail(source, e))?;
         value.json().map_err(|e| fail(source, e))
@@ -137,6 +167,7 @@ mod tests {
             run: json!({"id": "r1", "dry_run": false}),
             trigger: json!({"kind": "manual"}),
             item: Some(json!({"id": "plc-9"})),
+            inventory: None,
         }
     }
 

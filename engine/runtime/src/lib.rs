@@ -13,6 +13,7 @@ mod engine;
 pub mod evaluate;
 pub mod executor;
 mod idempotency;
+pub mod inventory;
 pub mod machine;
 pub mod run_state;
 pub mod step_state;

@@ -90,6 +90,9 @@ pub struct ChangeSet {
     pub attempts: Vec<AttemptChange>,
     /// Timers armed or spent.
     pub timers: Vec<TimerChange>,
+    /// The run starts now: admit it only if its concurrency key has a free
+    /// slot under this limit (else [`StorageError::AtCapacity`], nothing written).
+    pub admit: Option<u32>,
 }
 
 /// A stored attempt.
@@ -146,6 +149,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StorageError> {
         let txn = self.begin_write().await?;
+        if let Some(limit) = changes.admit {
+            crate::concurrency::admit(&txn, run_id, limit).await?;
+        }
         let mut bump = run::Entity::update_many()
             .col_expr(run::Column::Revision, Expr::value(revision + 1))
             .col_expr(run::Column::UpdatedAt, Expr::value(now))

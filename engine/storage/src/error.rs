@@ -40,6 +40,15 @@ pub enum StorageError {
         /// The revision the caller read.
         revision: i64,
     },
+    /// The playbook's concurrency limit is reached for this key. A queued
+    /// run waits for a slot; a start with `on_conflict: reject` is refused.
+    #[error("{limit} run(s) with concurrency key `{key}` are already active")]
+    AtCapacity {
+        /// The concurrency key.
+        key: String,
+        /// The limit.
+        limit: u32,
+    },
     /// Stored data does not decode (a bug or manual tampering). Report it.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

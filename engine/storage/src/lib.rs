@@ -6,9 +6,11 @@
 //! old state or the new one, never half of each.
 
 mod changes;
+mod concurrency;
 mod connect;
 mod entity;
 mod error;
+mod inventory;
 mod leases;
 mod migration;
 mod runs;
@@ -17,8 +19,10 @@ pub mod testing;
 mod versions;
 
 pub use changes::{AttemptChange, AttemptRecord, ChangeSet, StepChange, TimerChange, TimerRecord};
+pub use concurrency::Concurrency;
 pub use connect::{Backend, Store, default_database_url};
 pub use error::StorageError;
+pub use inventory::DeviceRecord;
 pub use leases::ACTIVE_STATUSES;
 pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
 pub use versions::{NewVersion, PluginPin, PublishOutcome, StoredVersion, VersionSummary};

@@ -65,6 +65,8 @@ pub struct NewRun {
     pub outputs: BTreeMap<String, Value>,
     /// Now, from the caller's clock.
     pub now: DateTime<Utc>,
+    /// Its place under the playbook's concurrency limit, if it has one.
+    pub concurrency: Option<crate::Concurrency>,
 }
 
 /// One step of a stored run.
@@ -93,6 +95,8 @@ pub struct RunRecord {
     pub version: String,
     /// The pinned digest.
     pub digest: String,
+    /// The key it counts against for its playbook's concurrency limit.
+    pub concurrency_key: Option<String>,
     /// Its state.
     pub state: StoredState,
     /// Its inputs.
@@ -156,6 +160,9 @@ impl Store {
     /// version is not published or the id is taken.
     pub async fn create_run(&self, new: NewRun) -> Result<RunRecord, StorageError> {
         let txn = self.begin_write().await?;
+        if let Some(concurrency) = &new.concurrency {
+            crate::concurrency::check_start(&txn, concurrency).await?;
+        }
         let version = playbook_version::Entity::find()
             .filter(playbook_version::Column::Name.eq(&new.playbook))
             .filter(playbook_version::Column::Version.eq(&new.version))
@@ -176,6 +183,7 @@ impl Store {
             trigger: Set(json(&new.trigger)?),
             dry_run: Set(new.dry_run),
             drill: Set(new.drill),
+            concurrency_key: Set(new.concurrency.as_ref().map(|c| c.key.clone())),
             revision: Set(1),
             created_at: Set(new.now),
             updated_at: Set(new.now),
@@ -237,6 +245,7 @@ impl Store {
             playbook: row.playbook_name,
             version: row.playbook_version,
             digest: row.digest,
+            concurrency_key: row.concurrency_key,
             dry_run: row.dry_run,
             drill: row.drill,
             revision: row.revision,

@@ -62,6 +62,7 @@ async fn run_with_steps(store: &Store, ids: &[&str]) {
                 ],
                 outputs: BTreeMap::new(),
                 now: at(u32::try_from(i).expect("small")),
+                concurrency: None,
             })
             .await
             .expect("create");
@@ -90,6 +91,7 @@ fn start_a() -> ChangeSet {
             at: at(60),
             purpose: "timeout".into(),
         }],
+        admit: None,
     }
 }
 
@@ -140,6 +142,7 @@ on_both_backends!(
                 finished_at: Some(at(5)),
             }],
             timers: vec![TimerChange::Spend { id: timers[0].id }],
+            admit: None,
         };
         assert_eq!(
             store.commit("r1", 2, &finish, at(5)).await.expect("commit"),

@@ -58,6 +58,7 @@ fn new_run(id: &str, version: &str) -> NewRun {
         ],
         outputs: BTreeMap::new(),
         now: at(1),
+        concurrency: None,
     }
 }
 

@@ -98,6 +98,7 @@ pub(crate) fn scope(snap: &Snapshot) -> Scope {
         run: json!({"id": snap.record.id, "playbook": snap.record.playbook, "version": snap.record.version, "dry_run": snap.record.dry_run, "drill": snap.record.drill}),
         trigger: snap.record.trigger.clone(),
         item: None,
+        inventory: snap.inventory.clone(),
     }
 }
 
@@ -213,6 +214,7 @@ pub(crate) fn decide(
     match run.status() {
         RunStatus::Queued => {
             run_event(&mut decision, run, RunEvent::Start { at: now })?;
+            decision.changes.admit = prep.concurrency.as_ref().map(|c| c.limit);
             if let Some(timeout) = prep.timeout {
                 let at = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
                 decision.changes.timers.push(TimerChange::Arm {

@@ -29,14 +29,16 @@ use std::sync::{Arc, Mutex};
 
 use cordon_graph::ExecutionPlan;
 use cordon_playbook::inputs::{InputProblem, resolve};
-use cordon_playbook::model::Step;
+use cordon_playbook::model::{ConflictPolicy, RunConcurrency, Step};
 use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
-use cordon_storage::{NewRun, StorageError, Store};
+use cordon_storage::{Concurrency, NewRun, StorageError, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::clock::{Clock, Timestamp};
+use crate::evaluate::Inventory;
 use crate::executor::Executor;
+use crate::inventory::StoredInventory;
 use crate::machine::InvalidTransition;
 use crate::run_state::{RunState, RunStatus};
 use crate::step_state::StepState;
@@ -82,6 +84,19 @@ pub enum StartError {
     /// The inputs do not match the playbook's declarations.
     #[error("invalid inputs: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Inputs(Vec<InputProblem>),
+    /// The playbook's concurrency limit is reached and it says `on_conflict: reject`.
+    #[error(
+        "not started: {limit} run(s) of this playbook with concurrency key `{key}` are already active (on_conflict: reject)"
+    )]
+    AtCapacity {
+        /// The rendered concurrency key.
+        key: String,
+        /// The limit.
+        limit: u32,
+    },
+    /// The concurrency key does not render from the inputs.
+    #[error("the concurrency key cannot be rendered: {0}")]
+    ConcurrencyKey(String),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -121,9 +136,22 @@ pub(crate) struct Prepared {
     pub(crate) plan: ExecutionPlan,
     /// The playbook's run-level `timeout`.
     pub(crate) timeout: Option<std::time::Duration>,
+    /// Steps whose expressions call `inventory.select` (in `if`, `with` or `foreach`).
+    pub(crate) inventory_readers: Vec<String>,
+    /// The playbook's limit on concurrent runs.
+    pub(crate) concurrency: Option<RunConcurrency>,
 }
 
 impl Prepared {
+    /// Whether a step that calls `inventory.select` has not finished yet.
+    fn reads_inventory_now(&self, snap: &Snapshot) -> bool {
+        self.inventory_readers.iter().any(|id| {
+            snap.steps
+                .get(id)
+                .is_some_and(|s| !s.state.status().is_terminal())
+        })
+    }
+
     /// The definition of a step, or of the fan-out step an item key (`id[3]`) belongs to.
     pub(crate) fn step(&self, key: &str) -> Result<&Step, EngineError> {
         self.steps
@@ -192,6 +220,14 @@ impl Engine {
         let version = version.ok_or(StartError::UnknownPlaybook(reference))?;
         let inputs =
             resolve(&version.playbook.inputs, &request.inputs).map_err(StartError::Inputs)?;
+        let concurrency = match &version.playbook.concurrency {
+            None => None,
+            Some(c) => Some(Concurrency {
+                key: concurrency_key(&version.name, c, &inputs, &request.trigger)?,
+                limit: c.limit,
+                reject: c.on_conflict == ConflictPolicy::Reject,
+            }),
+        };
         let now = self.clock.now();
         let queued = RunState::Queued { queued_at: now };
         let pending = StepState::Pending;
@@ -213,8 +249,13 @@ impl Engine {
                     .collect(),
                 outputs: BTreeMap::new(),
                 now,
+                concurrency,
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                StorageError::AtCapacity { key, limit } => StartError::AtCapacity { key, limit },
+                other => StartError::Storage(other),
+            })?;
         tracing::info!(run = %id, playbook = %request.playbook, "run queued");
         Ok(())
     }
@@ -278,10 +319,24 @@ impl Engine {
             .map(|s| (s.id.clone(), s.clone()))
             .collect();
         let timeout = valid.playbook().timeout.map(|t| t.get());
+        let inventory_readers = valid
+            .playbook()
+            .steps
+            .iter()
+            .filter(|s| {
+                // The expressions are text inside the step; the validator has
+                // already checked every name they read.
+                serde_json::to_string(&(&s.condition, &s.with, &s.foreach))
+                    .is_ok_and(|text| text.contains("inventory."))
+            })
+            .map(|s| s.id.clone())
+            .collect();
         let prepared = Arc::new(Prepared {
             steps,
             plan,
             timeout,
+            inventory_readers,
+            concurrency: valid.playbook().concurrency.clone(),
         });
         self.plans
             .lock()
@@ -315,6 +370,7 @@ impl Engine {
         // Child runs (sub-playbooks) being driven by tasks of this call.
         let mut children: HashSet<String> = HashSet::new();
         let mut children_tried: HashSet<String> = HashSet::new();
+        let mut inventory: Option<Arc<dyn Inventory>> = None;
         loop {
             let now = self.clock.now();
             // Renew once a third of the lease is used, not on every turn: a
@@ -339,6 +395,14 @@ impl Engine {
                 return Ok(Progress::Finished(snap.run.status()));
             }
             let prep = self.prepare(&snap).await?;
+            if snap.inventory.is_none() && prep.reads_inventory_now(&snap) {
+                // Read once per drive, when a step that selects devices may start.
+                if inventory.is_none() {
+                    let devices = self.store.devices().await?;
+                    inventory = Some(Arc::new(StoredInventory::new(devices)));
+                }
+                snap.inventory.clone_from(&inventory);
+            }
             let mut dones = std::mem::take(&mut received);
             while let Ok(done) = rx.try_recv() {
                 dones.push(done);
@@ -399,6 +463,12 @@ impl Engine {
                     }
                     // Someone else (a cancel, a gate decision) moved the run: decide again.
                     Err(StorageError::StaleRevision { .. }) => continue,
+                    // Its concurrency key has no free slot: it stays queued
+                    // until a run holding one ends (workers try it again).
+                    Err(StorageError::AtCapacity { .. }) => {
+                        self.store.release_lease(run_id, &self.node).await?;
+                        return Ok(Progress::Blocked { until: None });
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 for child in &decision.children {
@@ -434,6 +504,29 @@ impl Engine {
                 () = tokio::time::sleep(renew_every) => {}
             }
         }
+    }
+}
+
+/// The key a run counts against: the playbook's name, and its rendered
+/// `concurrency.key` when it has one (`contain/plc-7`).
+fn concurrency_key(
+    playbook: &str,
+    concurrency: &RunConcurrency,
+    inputs: &BTreeMap<String, Value>,
+    trigger: &Value,
+) -> Result<String, StartError> {
+    let Some(template) = &concurrency.key else {
+        return Ok(playbook.to_string());
+    };
+    let scope = crate::evaluate::Scope {
+        inputs: inputs.clone(),
+        trigger: trigger.clone(),
+        ..crate::evaluate::Scope::default()
+    };
+    match scope.render(&Value::String(template.0.clone())) {
+        Ok(Value::String(key)) => Ok(format!("{playbook}/{key}")),
+        Ok(other) => Ok(format!("{playbook}/{other}")),
+        Err(e) => Err(StartError::ConcurrencyKey(e.to_string())),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use cordon_storage::NewRun;
+use cordon_storage::{Concurrency, NewRun};
 use serde_json::json;
 
 use super::snapshot::{Snapshot, stored};
@@ -71,6 +71,17 @@ impl Engine {
                 steps,
                 outputs,
                 now,
+                // The rerun counts against the same key, under today's limit.
+                concurrency: old
+                    .record
+                    .concurrency_key
+                    .clone()
+                    .zip(prep.concurrency.as_ref())
+                    .map(|(key, c)| Concurrency {
+                        key,
+                        limit: c.limit,
+                        reject: false,
+                    }),
             })
             .await?;
         tracing::info!(run = %id, of = %run_id, from = %from, "rerun queued");

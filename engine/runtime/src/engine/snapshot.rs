@@ -1,6 +1,7 @@
 //! Everything the engine knows about one run, read from storage and typed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cordon_storage::{
     AttemptChange, ChangeSet, RunRecord, Store, StoredState, TimerChange, TimerRecord,
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use super::EngineError;
 use crate::attempt_state::AttemptState;
+use crate::evaluate::Inventory;
 use crate::run_state::{RunState, RunStatus};
 use crate::step_state::StepState;
 
@@ -53,6 +55,8 @@ pub(crate) struct Snapshot {
     pub(crate) timers: Vec<TimerRecord>,
     /// Child runs of running sub-playbook steps: their status and step outputs.
     pub(crate) children: BTreeMap<String, (RunStatus, Value)>,
+    /// The inventory, loaded when a fan-out over `inventory.select` may start.
+    pub(crate) inventory: Option<Arc<dyn Inventory>>,
 }
 
 impl Snapshot {
@@ -114,6 +118,7 @@ impl Snapshot {
             attempts,
             timers,
             children,
+            inventory: None,
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod children;
 mod common;
+mod concurrency;
 mod lifecycle;
 mod recovery;
 mod rollouts;

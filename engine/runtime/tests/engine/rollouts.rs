@@ -2,6 +2,7 @@
 //! threshold.
 
 use super::common::*;
+use cordon_storage::DeviceRecord;
 
 const ROLLOUT: &str = r#"
 cordon: v1
@@ -153,5 +154,124 @@ on_both_backends!(
             "{steps:?}"
         );
         assert_eq!(steps["verify"], "skipped");
+    }
+);
+
+const BY_SELECTOR: &str = r#"
+cordon: v1
+name: by-selector
+version: 1.0.0
+inputs:
+  line: {type: string}
+steps:
+  - id: probe
+    foreach:
+      items: '${{ inventory.select("tag=" + inputs.line + ",criticality>=high") }}'
+      concurrency: 2
+    uses: check-health@1
+    with: {device: '${{ item }}'}
+"#;
+
+fn device(id: &str, tags: &[&str], criticality: &str) -> DeviceRecord {
+    DeviceRecord {
+        id: id.into(),
+        device_type: "plc".into(),
+        site: "plant-a".into(),
+        tags: tags.iter().map(ToString::to_string).collect(),
+        criticality: criticality.into(),
+        firmware: "2.4.1".into(),
+        cert_serial: None,
+        owner: "ot".into(),
+        drill: false,
+    }
+}
+
+on_both_backends!(
+    a_fanout_covers_the_devices_an_inventory_selector_picks,
+    |store: Store| async move {
+        publish(&store, BY_SELECTOR).await;
+        store
+            .upsert_devices(
+                &[
+                    device("plc-3", &["line-3"], "critical"),
+                    device("plc-1", &["line-3"], "high"),
+                    device("plc-2", &["line-3"], "low"),
+                    device("plc-4", &["line-4"], "high"),
+                ],
+                start(),
+            )
+            .await
+            .expect("inventory");
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("by-selector", json!({"line": "line-3"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        let mut devices: Vec<String> = executor
+            .calls()
+            .iter()
+            .map(|c| c.inputs["device"].as_str().unwrap_or_default().to_string())
+            .collect();
+        devices.sort();
+        assert_eq!(
+            devices,
+            ["plc-1", "plc-3"],
+            "line-3 devices of high criticality or more"
+        );
+        let steps = statuses(&store, &run).await;
+        assert_eq!(steps.get("probe[1]").map(String::as_str), Some("succeeded"));
+        assert!(
+            !steps.contains_key("probe[2]"),
+            "exactly two items: {steps:?}"
+        );
+    }
+);
+
+on_both_backends!(
+    a_selector_that_picks_nothing_or_is_wrong_says_so,
+    |store: Store| async move {
+        publish(&store, BY_SELECTOR).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        // An empty inventory: the fan-out has no items and succeeds at once.
+        let run = engine
+            .start_run(request("by-selector", json!({"line": "line-3"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Succeeded)
+        );
+        assert!(executor.calls().is_empty());
+        // A selector built from an input that does not parse fails the step, saying why.
+        let run = engine
+            .start_run(request("by-selector", json!({"line": "x,colour=red"})))
+            .await
+            .expect("start");
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let record = store.run(&run).await.expect("read").expect("run");
+        let probe = record
+            .steps
+            .iter()
+            .find(|s| s.key == "probe")
+            .expect("probe");
+        assert!(
+            probe.state.state["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("colour"),
+            "{:?}",
+            probe.state.state
+        );
     }
 );

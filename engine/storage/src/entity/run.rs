@@ -26,6 +26,8 @@ pub struct Model {
     pub revision: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The key the run counts against for its playbook's concurrency limit.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 
 mod m0001_playbook_versions;
 mod m0002_runs;
+mod m0003_run_concurrency;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_playbook_versions::Migration),
             Box::new(m0002_runs::Migration),
+            Box::new(m0003_run_concurrency::Migration),
         ]
     }
 }
