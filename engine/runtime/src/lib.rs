@@ -1,11 +1,12 @@
 //! Cordon's run engine.
 //!
-//! Today: the lifecycles of runs, steps and attempts as closed state
-//! machines (SPEC §6), the injected clock and idempotency keys. Each machine
-//! is a pure function `on(state, event) -> Transition`; the driver persists
-//! the new state and only then performs the effects it lists. Terminal
-//! states absorb late events explicitly. The scheduler that drives them
-//! against storage is the next increment of this crate.
+//! The lifecycles of runs, steps and attempts are closed state machines
+//! (SPEC §6): each is a pure function `on(state, event) -> Transition`; the
+//! driver persists the new state and only then performs the effects it
+//! lists, and terminal states absorb late events explicitly. [`Engine`]
+//! drives runs against storage through an [`executor::Executor`], with an
+//! injected clock, idempotency keys, leases between nodes and the worker
+//! loop.
 
 pub mod attempt_state;
 pub mod clock;
