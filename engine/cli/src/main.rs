@@ -32,6 +32,8 @@ pub(crate) mod exit {
     pub const USAGE: u8 = 2;
     /// The run waited for was cancelled.
     pub const CANCELLED: u8 = 3;
+    /// The person stopped waiting (Ctrl-C); the run itself goes on.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 fn main() -> ExitCode {

@@ -40,7 +40,11 @@ pub async fn drive_and_show(node: &Node, id: &str) -> anyhow::Result<Waited> {
                 Ok(Progress::Blocked { until }) => until,
                 // Another node drives it: watch.
                 Err(EngineError::LeaseLost(_)) => None,
-                Err(e) => return Err(anyhow::Error::from(e)),
+                Err(e) => {
+                    // Hand the run back at once for a worker to carry on.
+                    let _ = node.store.release_lease(id, &node.name).await;
+                    return Err(anyhow::Error::from(e));
+                }
             };
             // Blocked on a timer or on people: wait, showing what happens meanwhile.
             let pause = blocked_until

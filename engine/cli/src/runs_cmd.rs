@@ -88,7 +88,7 @@ async fn finish(node: &Node, id: &str, out: &mut Output) -> anyhow::Result<u8> {
                 out.stderr,
                 "stopped waiting; run {id} is {status} and goes on with any worker"
             )?;
-            Ok(exit::OK)
+            Ok(exit::INTERRUPTED)
         }
     }
 }

@@ -17,6 +17,15 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<u8> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if args.poll.get() < std::time::Duration::from_millis(1) {
+        anyhow::bail!("--poll must be at least 1ms");
+    }
+    if args.lease.get() < std::time::Duration::from_millis(100) {
+        anyhow::bail!("--lease must be at least 100ms (a node renews it every third of it)");
+    }
+    if args.capacity == 0 {
+        anyhow::bail!("--capacity must be at least 1");
+    }
     let name = args
         .name
         .clone()

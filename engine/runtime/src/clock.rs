@@ -60,3 +60,12 @@ mod fake {
 
 #[cfg(feature = "test-util")]
 pub use fake::FakeClock;
+
+/// `at + duration`, saturating at the latest representable time: a
+/// `timeout: 999999999d` means "never", not a panic.
+pub fn later(at: Timestamp, duration: std::time::Duration) -> Timestamp {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -30,11 +30,13 @@ pub(crate) fn next_retry(
         .factor
         .unwrap_or(2.0)
         .powi(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX));
-    let mut wait = base.mul_f64(factor.min(1e6));
+    // Saturating: a huge backoff times a factor means "much later", not a panic.
+    let mut wait = std::time::Duration::try_from_secs_f64(base.as_secs_f64() * factor.min(1e6))
+        .unwrap_or(std::time::Duration::MAX);
     if let Some(max) = retry.max_backoff {
         wait = wait.min(max.get());
     }
-    Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX))
+    Some(crate::clock::later(now, wait))
 }
 
 /// The call for attempt `number` of a step, its inputs rendered now.

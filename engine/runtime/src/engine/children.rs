@@ -200,12 +200,14 @@ impl super::Engine {
         child: &str,
         tx: &tokio::sync::mpsc::UnboundedSender<super::execution::Done>,
         driving: &mut std::collections::HashSet<String>,
+        tasks: &mut tokio::task::JoinSet<()>,
     ) {
         if !driving.insert(child.to_string()) {
             return;
         }
         let (engine, run, tx) = (self.clone(), child.to_string(), tx.clone());
-        tokio::spawn(async move {
+        // In the parent's task set: the child's drive ends with the parent's.
+        tasks.spawn(async move {
             if let Err(e) = Box::pin(engine.drive(&run)).await {
                 tracing::warn!(run = %run, error = %e, "child run could not be driven");
             }

@@ -86,10 +86,17 @@ pub(crate) fn run_event(
     }
 }
 
-/// What expressions of this run can read now.
+/// What expressions of this run can read now: `steps.<id>` holds the
+/// finished steps. Fan-out items (`id[3]`) are not there — an expression
+/// cannot name them; their results are in the fan-out step's outputs — so a
+/// rollout over 10,000 devices does not copy 10,000 records per rendering.
 pub(crate) fn scope(snap: &Snapshot) -> Scope {
     let mut steps = Map::new();
     for (key, step) in &snap.steps {
+        let status = step.state.status();
+        if key.contains('[') || !(status == StepStatus::Succeeded || status.is_terminal()) {
+            continue;
+        }
         steps.insert(key.clone(), json!({"status": step.state.status().as_str(), "outputs": step.outputs.clone().unwrap_or(Value::Null)}));
     }
     Scope {
@@ -216,7 +223,7 @@ pub(crate) fn decide(
             run_event(&mut decision, run, RunEvent::Start { at: now })?;
             decision.changes.admit = prep.concurrency.as_ref().map(|c| c.limit);
             if let Some(timeout) = prep.timeout {
-                let at = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+                let at = crate::clock::later(now, timeout);
                 decision.changes.timers.push(TimerChange::Arm {
                     step: String::new(),
                     at,
@@ -387,9 +394,7 @@ pub(crate) fn decide(
             }
             PlanStepKind::Wait { .. } => match &definition.wait {
                 Some(Wait::For(duration)) => {
-                    let until = now
-                        + chrono::Duration::from_std(duration.get())
-                            .unwrap_or(chrono::Duration::MAX);
+                    let until = crate::clock::later(now, duration.get());
                     step_event(
                         &mut decision,
                         key,
@@ -440,9 +445,7 @@ pub(crate) fn decide(
                     None,
                 )?;
                 if let Some(timeout) = definition.approval.as_ref().and_then(|a| a.timeout) {
-                    let until = now
-                        + chrono::Duration::from_std(timeout.get())
-                            .unwrap_or(chrono::Duration::MAX);
+                    let until = crate::clock::later(now, timeout.get());
                     decision.changes.timers.push(TimerChange::Arm {
                         step: key.to_string(),
                         at: until,

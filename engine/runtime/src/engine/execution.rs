@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::attempts::next_retry;
 use super::decide::{Decision, step_event};
@@ -41,7 +42,11 @@ impl Engine {
         tx: &mpsc::UnboundedSender<Done>,
         inflight: &mut HashSet<(String, u32)>,
         compensating: &mut HashSet<String>,
+        tasks: &mut JoinSet<()>,
     ) {
+        // Executions live in the drive's task set, so they end with the
+        // drive: a drive that returns on an error (or is aborted) leaves no
+        // execution running behind the lease it gives back.
         for (step, number, call) in decision.executions {
             inflight.insert((step.clone(), number));
             let executor = self.executor.clone();
@@ -52,7 +57,7 @@ impl Engine {
                 .and_then(|s| s.timeout)
                 .map(|t| t.get());
             tracing::info!(run = %call.run, step = %step, attempt = number, key = %call.key, "attempt started");
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 // The attempt is committed as running; its effect has not happened.
                 fail::fail_point!("engine.attempt.before_execute");
                 let execution = executor.execute(call);
@@ -83,7 +88,7 @@ impl Engine {
             compensating.insert(step.clone());
             let executor = self.executor.clone();
             let tx = tx.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 fail::fail_point!("engine.compensation.before_execute");
                 let result = executor.compensate(call, outputs).await;
                 fail::fail_point!("engine.compensation.after_execute");

@@ -204,8 +204,7 @@ pub(crate) fn advance(
                 .and_then(|t| t.parse::<Timestamp>().ok());
             match (foreach.pause, pause_until) {
                 (Some(pause), None) => {
-                    let until = now
-                        + chrono::Duration::from_std(pause.get()).unwrap_or(chrono::Duration::MAX);
+                    let until = crate::clock::later(now, pause.get());
                     outputs["pause_until"] = json!(until);
                     decision.changes.timers.push(TimerChange::Arm {
                         step: key.to_string(),

@@ -34,6 +34,7 @@ use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
 use cordon_storage::{Concurrency, NewRun, StorageError, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::clock::{Clock, Timestamp};
 use crate::evaluate::Inventory;
@@ -170,6 +171,37 @@ pub struct Engine {
     node: String,
     lease: chrono::Duration,
     plans: Arc<Mutex<HashMap<String, Arc<Prepared>>>>,
+    /// Runs this node is driving now.
+    driving: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Marks a run as driven by this node while it lives.
+struct DriveGuard {
+    driving: Arc<Mutex<HashSet<String>>>,
+    run: String,
+}
+
+impl DriveGuard {
+    /// `None` when a task of this node already drives the run.
+    fn enter(driving: &Arc<Mutex<HashSet<String>>>, run: &str) -> Option<DriveGuard> {
+        let fresh = driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(run.to_string());
+        fresh.then(|| DriveGuard {
+            driving: driving.clone(),
+            run: run.to_string(),
+        })
+    }
+}
+
+impl Drop for DriveGuard {
+    fn drop(&mut self) {
+        self.driving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.run);
+    }
 }
 
 impl Engine {
@@ -190,6 +222,7 @@ impl Engine {
             node: node.into(),
             lease: chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30)),
             plans: Arc::default(),
+            driving: Arc::default(),
         }
     }
 
@@ -349,6 +382,11 @@ impl Engine {
     /// or when nothing can happen before a timer fires or a gate is decided
     /// (the lease is then released: timers and gates are durable).
     pub async fn drive(&self, run_id: &str) -> Result<Progress, EngineError> {
+        // One drive per run per node: the lease says which node, this says
+        // which task (a worker, a parent's child driver, `--wait`).
+        let Some(_driving) = DriveGuard::enter(&self.driving, run_id) else {
+            return Err(EngineError::LeaseLost(run_id.to_string()));
+        };
         let now = self.clock.now();
         if !self
             .store
@@ -371,7 +409,12 @@ impl Engine {
         let mut children: HashSet<String> = HashSet::new();
         let mut children_tried: HashSet<String> = HashSet::new();
         let mut inventory: Option<Arc<dyn Inventory>> = None;
+        // Executions and child drives started by this drive; dropping the
+        // set (on any return) aborts those still running.
+        let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
+            // Reap finished tasks so a long fan-out does not accumulate them.
+            while tasks.try_join_next().is_some() {}
             let now = self.clock.now();
             // Renew once a third of the lease is used, not on every turn: a
             // renewal is a durable commit, and the lease only has to be valid
@@ -425,7 +468,14 @@ impl Engine {
                             {
                                 cached = Some(snap);
                             }
-                            self.launch(&prep, combined, &tx, &mut inflight, &mut compensating);
+                            self.launch(
+                                &prep,
+                                combined,
+                                &tx,
+                                &mut inflight,
+                                &mut compensating,
+                                &mut tasks,
+                            );
                             continue;
                         }
                         Err(StorageError::StaleRevision { .. }) => {}
@@ -472,16 +522,23 @@ impl Engine {
                     Err(e) => return Err(e.into()),
                 }
                 for child in &decision.children {
-                    self.drive_child(&child.id, &tx, &mut children);
+                    self.drive_child(&child.id, &tx, &mut children, &mut tasks);
                 }
-                self.launch(&prep, decision, &tx, &mut inflight, &mut compensating);
+                self.launch(
+                    &prep,
+                    decision,
+                    &tx,
+                    &mut inflight,
+                    &mut compensating,
+                    &mut tasks,
+                );
                 continue;
             }
             // Children left blocked by an earlier drive are driven again, once per drive.
             for (child, (status, _)) in &snap.children {
                 if !status.is_terminal() && !children_tried.contains(child) {
                     children_tried.insert(child.clone());
-                    self.drive_child(child, &tx, &mut children);
+                    self.drive_child(child, &tx, &mut children, &mut tasks);
                 }
             }
             if inflight.is_empty() && compensating.is_empty() && children.is_empty() {

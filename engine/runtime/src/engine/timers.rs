@@ -33,8 +33,7 @@ fn poll(
             "poll timer on step {key}, which does not poll"
         )));
     };
-    let deadline = started_at
-        + chrono::Duration::from_std(until.timeout.get()).unwrap_or(chrono::Duration::MAX);
+    let deadline = crate::clock::later(started_at, until.timeout.get());
     let event = match scope(snap).condition(&until.until.0) {
         Ok(true) => StepEvent::TimerFired { at: now },
         Ok(false) if now >= deadline => StepEvent::Expired {
@@ -42,8 +41,7 @@ fn poll(
             reason: format!("`{}` did not hold within {}", until.until.0, until.timeout),
         },
         Ok(false) => {
-            let next = now
-                + chrono::Duration::from_std(until.every.get()).unwrap_or(chrono::Duration::MAX);
+            let next = crate::clock::later(now, until.every.get());
             decision.changes.timers.push(TimerChange::Arm {
                 step: key.to_string(),
                 at: next.min(deadline),

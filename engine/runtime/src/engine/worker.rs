@@ -1,6 +1,6 @@
 //! The worker: an engine node's loop over every run that needs driving.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -68,15 +68,27 @@ impl Engine {
         tokio::pin!(stop);
         let mut drives: JoinSet<String> = JoinSet::new();
         let mut driving: HashSet<String> = HashSet::new();
+        // Which run each drive task drives, so a panicked drive frees its run.
+        let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                Some(done) = drives.join_next() => {
+                Some(done) = drives.join_next_with_id() => {
                     match done {
-                        Ok(run) => { driving.remove(&run); }
-                        Err(e) => tracing::error!(error = %e, "a run's driver panicked"),
+                        Ok((id, run)) => {
+                            tasks.remove(&id);
+                            driving.remove(&run);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "a run's driver panicked");
+                            if let Some(run) = tasks.remove(&e.id()) {
+                                // Handed back, so another node (or a later tick) tries it.
+                                let _ = self.store.release_lease(&run, &self.node).await;
+                                driving.remove(&run);
+                            }
+                        }
                     }
                     // A finished drive may have freed capacity or unblocked another run.
                     continue;
@@ -106,7 +118,8 @@ impl Engine {
                     continue;
                 }
                 let engine = self.clone();
-                drives.spawn(async move {
+                let driven = run.clone();
+                let handle = drives.spawn(async move {
                     match engine.drive_claimed(&run).await {
                         Ok(Some(progress)) => {
                             tracing::debug!(run = %run, ?progress, "drive ended");
@@ -116,6 +129,7 @@ impl Engine {
                     }
                     run
                 });
+                tasks.insert(handle.id(), driven);
             }
         }
         tracing::info!(runs = driving.len(), "stopping");

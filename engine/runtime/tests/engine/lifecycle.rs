@@ -534,3 +534,50 @@ on_both_backends!(
         assert!(engine.rerun(&live, "restore", "bob").await.is_err());
     }
 );
+
+const HUGE: &str = r#"
+cordon: v1
+name: huge
+version: 1.0.0
+timeout: 999999999d
+steps:
+  - id: flaky
+    uses: check-health@1
+    retry: {attempts: 3, backoff: 999999999d, factor: 10}
+    timeout: 999999999d
+    with: {device: plc-1}
+  - id: pause
+    needs: [flaky]
+    wait: 999999999d
+"#;
+
+on_both_backends!(
+    durations_beyond_the_calendar_mean_never_not_a_panic,
+    |store: Store| async move {
+        publish(&store, HUGE).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        executor.answer(
+            "flaky",
+            vec![Err(AttemptError {
+                kind: ErrorKind::Timeout,
+                message: "slow".into(),
+                retryable: true,
+            })],
+        );
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("huge", json!({})))
+            .await
+            .expect("start");
+        // The retry backoff saturates at the end of representable time.
+        let progress = engine.drive(&run).await.expect("drive");
+        let Progress::Blocked { until: Some(until) } = progress else {
+            panic!("expected a far timer, got {progress:?}");
+        };
+        assert!(
+            until > start() + chrono::Duration::days(365 * 1000),
+            "{until}"
+        );
+    }
+);
