@@ -53,6 +53,12 @@ pub enum RunError {
     },
     /// The run's `timeout` passed.
     TimedOut,
+    /// The pinned version can no longer be planned (a plugin it uses is
+    /// gone or changed); nothing more of it can run, nor be undone.
+    Unplannable {
+        /// Why.
+        message: String,
+    },
 }
 
 /// How an ending run got there; it decides the final state after compensation.

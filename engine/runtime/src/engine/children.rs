@@ -181,12 +181,28 @@ impl super::Engine {
                 trigger: child.trigger.clone(),
                 dry_run: snap.record.dry_run,
             };
-            match self.create_run_with_id(&child.id, request).await {
-                Ok(()) => {}
-                // Created before a crash: the same child, already there.
-                Err(super::StartError::Storage(cordon_storage::StorageError::Database(_)))
-                    if self.store.run(&child.id).await?.is_some() => {}
-                Err(e) => return Err(EngineError::Refused(e.to_string())),
+            // Created before a crash or a refused commit: the same child,
+            // already there (and already counted under its concurrency limit).
+            if self.store.run(&child.id).await?.is_none() {
+                match self.create_run_with_id(&child.id, request).await {
+                    Ok(()) => {}
+                    // Another node created it meanwhile.
+                    Err(super::StartError::Storage(cordon_storage::StorageError::Database(_)))
+                        if self.store.run(&child.id).await?.is_some() => {}
+                    Err(super::StartError::Storage(e)) => return Err(e.into()),
+                    // Refused (its concurrency limit says reject): the step fails, saying why.
+                    Err(refused) => {
+                        decision.changes.steps.retain(|c| c.key != child.step);
+                        fail_at_start(
+                            decision,
+                            &child.step,
+                            snap.step(&child.step)?.state.clone(),
+                            refused.to_string(),
+                            now,
+                        )?;
+                        continue;
+                    }
+                }
             }
             decision.children.push(child);
         }

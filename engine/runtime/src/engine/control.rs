@@ -5,11 +5,11 @@
 
 use cordon_storage::{ChangeSet, StorageError};
 
-use super::decide::{Decision, step_event};
+use super::decide::{Decision, run_event, step_event};
 use super::snapshot::{Snapshot, stored};
 use super::{Engine, EngineError, compensation};
 use crate::machine::Transition;
-use crate::run_state::{RunEvent, RunStatus};
+use crate::run_state::{RunError, RunEvent, RunStatus};
 use crate::step_state::StepEvent;
 
 impl Engine {
@@ -58,11 +58,16 @@ impl Engine {
     pub async fn cancel(&self, run_id: &str, by: &str) -> Result<RunStatus, EngineError> {
         loop {
             let snap = Snapshot::load(&self.store, run_id).await?;
-            let prep = self.prepare(&snap).await?;
+            // A version that cannot be planned can still be cancelled, without undoing.
+            let compensate = match self.prepare(&snap).await {
+                Ok(prep) => prep.plan.compensates(),
+                Err(EngineError::Unplannable(_)) => false,
+                Err(e) => return Err(e),
+            };
             let now = self.clock.now();
             let event = RunEvent::Cancel {
                 by: by.to_string(),
-                compensate: prep.plan.compensates(),
+                compensate,
                 at: now,
             };
             let Transition::To { state, .. } = snap.run.clone().on(event)? else {
@@ -70,7 +75,7 @@ impl Engine {
             };
             let mut decision = Decision::default();
             decision.changes.run = Some(stored(state.status().as_str(), &state));
-            compensation::end_open_steps(&snap, &mut decision, now, prep.plan.compensates())?;
+            compensation::end_open_steps(&snap, &mut decision, now, compensate)?;
             let changes = decision.changes;
             match self
                 .store
@@ -136,5 +141,71 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+impl Engine {
+    /// Ends a run whose pinned version cannot be planned any more: it fails
+    /// at once, its open steps are cancelled, and nothing is compensated
+    /// (undoing needs the plan). A compensating run is left as it is: it
+    /// keeps failing to plan until its plugins come back.
+    pub(crate) async fn fail_unplannable(
+        &self,
+        snap: &Snapshot,
+        message: String,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut state = snap.run.clone();
+        // A queued run fails by way of starting (the machine has no queued -> failed).
+        if state.status() == RunStatus::Queued
+            && let Transition::To { state: started, .. } =
+                state.clone().on(RunEvent::Start { at: now })?
+        {
+            state = started;
+        }
+        if state.status() == RunStatus::Compensating {
+            return Err(EngineError::Unplannable(message));
+        }
+        tracing::warn!(run = %snap.record.id, %message, "the pinned version cannot be planned; the run fails");
+        let mut decision = Decision::default();
+        run_event(
+            &mut decision,
+            state,
+            RunEvent::Fail {
+                error: RunError::Unplannable { message },
+                compensate: false,
+                at: now,
+            },
+        )?;
+        compensation::end_open_steps(snap, &mut decision, now, false)?;
+        match self
+            .store
+            .commit(
+                &snap.record.id,
+                snap.record.revision,
+                &decision.changes,
+                now,
+            )
+            .await
+        {
+            Ok(_) | Err(StorageError::StaleRevision { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Cancels the child runs of a run that has ended, whatever ended it.
+    pub(crate) async fn cancel_live_children(&self, snap: &Snapshot) -> Result<(), EngineError> {
+        for step in snap.steps.values() {
+            let Some(child) = super::children::child_of(step.outputs.as_ref()) else {
+                continue;
+            };
+            let live = self.store.run(child).await?.is_some_and(|c| {
+                !["succeeded", "failed", "cancelled"].contains(&c.state.status.as_str())
+            });
+            if live {
+                Box::pin(self.cancel(child, "parent run ended")).await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -434,10 +434,20 @@ impl Engine {
                 None => Snapshot::load(&self.store, run_id).await?,
             };
             if snap.run.status().is_terminal() {
+                // A sub-playbook's child run is part of this run: it ends too.
+                self.cancel_live_children(&snap).await?;
                 self.store.release_lease(run_id, &self.node).await?;
                 return Ok(Progress::Finished(snap.run.status()));
             }
-            let prep = self.prepare(&snap).await?;
+            let prep = match self.prepare(&snap).await {
+                Ok(prep) => prep,
+                // Retrying cannot help: end the run, saying why.
+                Err(EngineError::Unplannable(message)) => {
+                    self.fail_unplannable(&snap, message).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if snap.inventory.is_none() && prep.reads_inventory_now(&snap) {
                 // Read once per drive, when a step that selects devices may start.
                 if inventory.is_none() {

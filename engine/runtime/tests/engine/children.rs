@@ -198,3 +198,68 @@ on_both_backends!(
         );
     }
 );
+
+const PARENT_WITH_TIMEOUT: &str = r#"
+cordon: v1
+name: impatient
+version: 1.0.0
+timeout: 1m
+steps:
+  - id: contain
+    playbook: child@1.0.0
+    with: {device: plc-7, gated: true}
+on_failure: {compensate: false}
+"#;
+
+on_both_backends!(
+    a_parent_that_fails_by_itself_ends_its_child_too,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT_WITH_TIMEOUT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let run = engine
+            .start_run(request("impatient", json!({})))
+            .await
+            .expect("start");
+        // The child waits at its gate; the parent waits for the child.
+        let progress = engine.drive(&run).await.expect("drive");
+        assert!(matches!(progress, Progress::Blocked { .. }), "{progress:?}");
+        let parent = store.run(&run).await.expect("read").expect("run");
+        let child = parent
+            .steps
+            .iter()
+            .find(|s| s.key == "contain")
+            .and_then(|s| s.outputs.as_ref())
+            .and_then(|o| o["run"].as_str())
+            .expect("a child run")
+            .to_string();
+        assert_eq!(
+            store
+                .run(&child)
+                .await
+                .expect("read")
+                .expect("child")
+                .state
+                .status,
+            "waiting"
+        );
+        // The parent's own timeout fails it: the child must not go on without it.
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(
+            engine.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        assert_eq!(
+            store
+                .run(&child)
+                .await
+                .expect("read")
+                .expect("child")
+                .state
+                .status,
+            "cancelled"
+        );
+    }
+);

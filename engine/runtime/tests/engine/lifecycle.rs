@@ -581,3 +581,49 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    a_run_whose_version_cannot_be_planned_fails_saying_why,
+    |store: Store| async move {
+        publish(&store, HUGE).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let run = engine(&store, &clock, &executor, "n1")
+            .start_run(request("huge", json!({})))
+            .await
+            .expect("start");
+        // A node whose catalog lacks the pinned plugin cannot plan the run.
+        let bare = Engine::new(
+            store.clone(),
+            clock.clone(),
+            executor.clone(),
+            Arc::new(PluginCatalog::default()),
+            "n2",
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            bare.drive(&run).await.expect("drive"),
+            Progress::Finished(RunStatus::Failed)
+        );
+        let record = store.run(&run).await.expect("read").expect("run");
+        assert_eq!(record.state.state["error"]["kind"], "unplannable");
+        assert!(
+            record.state.state["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("check-health"),
+            "{:?}",
+            record.state.state
+        );
+        assert!(executor.calls().is_empty(), "nothing ran");
+        // Cancelling such a run still works (without undoing anything).
+        let other = engine(&store, &clock, &executor, "n1")
+            .start_run(request("huge", json!({})))
+            .await
+            .expect("start");
+        assert_eq!(
+            bare.cancel(&other, "alice").await.expect("cancel"),
+            RunStatus::Cancelled
+        );
+    }
+);
