@@ -168,9 +168,16 @@ impl Store {
                 revision,
             });
         }
-        for (key, state) in &changes.new_steps {
-            crate::runs::insert_step(&txn, run_id, key, state, None, now).await?;
-        }
+        crate::runs::insert_steps(
+            &txn,
+            run_id,
+            changes
+                .new_steps
+                .iter()
+                .map(|(key, state)| (key.as_str(), state, None)),
+            now,
+        )
+        .await?;
         for step in &changes.steps {
             let mut update = step_run::Entity::update_many()
                 .col_expr(
@@ -195,29 +202,39 @@ impl Store {
                 )));
             }
         }
+        // New attempts first, many per statement (a fan-out wave starts
+        // hundreds at once); then updates, which may touch them.
+        let mut started = Vec::new();
+        for change in &changes.attempts {
+            if let AttemptChange::Start {
+                step,
+                number: n,
+                idempotency_key,
+                node,
+                state,
+            } = change
+            {
+                started.push(attempt::ActiveModel {
+                    run_id: Set(run_id.to_string()),
+                    step_key: Set(step.clone()),
+                    number: Set(number(*n)),
+                    idempotency_key: Set(idempotency_key.clone()),
+                    status: Set(state.status.clone()),
+                    state: Set(json(&state.state)?),
+                    node: Set(node.clone()),
+                    started_at: Set(now),
+                    finished_at: Set(None),
+                });
+            }
+        }
+        for chunk in crate::runs::batches(&started) {
+            attempt::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
         for change in &changes.attempts {
             match change {
-                AttemptChange::Start {
-                    step,
-                    number: n,
-                    idempotency_key,
-                    node,
-                    state,
-                } => {
-                    attempt::ActiveModel {
-                        run_id: Set(run_id.to_string()),
-                        step_key: Set(step.clone()),
-                        number: Set(number(*n)),
-                        idempotency_key: Set(idempotency_key.clone()),
-                        status: Set(state.status.clone()),
-                        state: Set(json(&state.state)?),
-                        node: Set(node.clone()),
-                        started_at: Set(now),
-                        finished_at: Set(None),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
+                AttemptChange::Start { .. } => {}
                 AttemptChange::Update {
                     step,
                     number: n,

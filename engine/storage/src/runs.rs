@@ -126,31 +126,39 @@ fn parse(text: &str, what: &str) -> Result<Value, StorageError> {
 }
 
 /// Inserts one step row; a key `id[item]` is one item of fan-out step `id`.
-pub(crate) async fn insert_step(
+/// Inserts step rows, many per statement: a run of 40 steps, or a fan-out
+/// of 10,000 items, is a few round trips, not one per row.
+pub(crate) async fn insert_steps<'a>(
     txn: &sea_orm::DatabaseTransaction,
     run_id: &str,
-    key: &str,
-    state: &StoredState,
-    outputs: Option<&Value>,
+    steps: impl IntoIterator<Item = (&'a str, &'a StoredState, Option<&'a Value>)>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let (step_id, item) = match key.split_once('[') {
-        Some((id, rest)) => (id.to_string(), Some(rest.trim_end_matches(']').to_string())),
-        None => (key.to_string(), None),
-    };
-    step_run::ActiveModel {
-        run_id: Set(run_id.to_string()),
-        step_key: Set(key.to_string()),
-        step_id: Set(step_id),
-        item: Set(item),
-        status: Set(state.status.clone()),
-        state: Set(json(&state.state)?),
-        attempt: Set(0),
-        outputs: Set(outputs.map(json).transpose()?),
-        updated_at: Set(now),
+    let rows = steps
+        .into_iter()
+        .map(|(key, state, outputs)| {
+            let (step_id, item) = match key.split_once('[') {
+                Some((id, rest)) => (id.to_string(), Some(rest.trim_end_matches(']').to_string())),
+                None => (key.to_string(), None),
+            };
+            Ok(step_run::ActiveModel {
+                run_id: Set(run_id.to_string()),
+                step_key: Set(key.to_string()),
+                step_id: Set(step_id),
+                item: Set(item),
+                status: Set(state.status.clone()),
+                state: Set(json(&state.state)?),
+                attempt: Set(0),
+                outputs: Set(outputs.map(json).transpose()?),
+                updated_at: Set(now),
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    for chunk in batches(&rows) {
+        step_run::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
     }
-    .insert(txn)
-    .await?;
     Ok(())
 }
 
@@ -190,9 +198,15 @@ impl Store {
         }
         .insert(&txn)
         .await?;
-        for (key, state) in &new.steps {
-            insert_step(&txn, &new.id, key, state, new.outputs.get(key), new.now).await?;
-        }
+        insert_steps(
+            &txn,
+            &new.id,
+            new.steps
+                .iter()
+                .map(|(key, state)| (key.as_str(), state, new.outputs.get(key))),
+            new.now,
+        )
+        .await?;
         fail::fail_point!("store.create_run.before");
         txn.commit().await?;
         fail::fail_point!("store.create_run.after");
@@ -309,5 +323,39 @@ impl Store {
                 revision,
             })
         }
+    }
+}
+
+/// Splits rows into multi-row INSERT batches of a few fixed sizes. Batching
+/// saves a round trip per row; fixed sizes keep the number of distinct SQL
+/// texts small, so PostgreSQL's prepared-statement cache keeps hitting
+/// (a batch of every possible length made fan-outs slower there, measured).
+pub(crate) fn batches<T>(rows: &[T]) -> Vec<&[T]> {
+    const SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = SIZES
+            .iter()
+            .copied()
+            .find(|s| *s <= rest.len())
+            .unwrap_or(1);
+        let (batch, tail) = rest.split_at(size);
+        out.push(batch);
+        rest = tail;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_cover_every_row_in_few_fixed_sizes() {
+        let rows: Vec<usize> = (0..341).collect();
+        let batches = super::batches(&rows);
+        let sizes: Vec<usize> = batches.iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [256, 64, 16, 4, 1]);
+        assert_eq!(batches.concat(), rows);
+        assert!(super::batches::<u8>(&[]).is_empty());
     }
 }
