@@ -25,7 +25,9 @@ impl Store {
     /// Claims up to `limit` active runs that can move now and that no live
     /// lease holds, for `node` until `now + ttl`. Returns the claimed run
     /// ids, oldest run first. A `waiting` run is claimed only once one of
-    /// its timers is due.
+    /// its timers is due. Runs under a live lease — another node's, or this
+    /// node's own (a task here drives them) — are not candidates, so they
+    /// neither take a slot of `limit` nor cost a write.
     pub async fn claim_runs(
         &self,
         node: &str,
@@ -51,6 +53,15 @@ impl Store {
                             ),
                         ),
                     ),
+            )
+            .filter(
+                run::Column::Id.not_in_subquery(
+                    Query::select()
+                        .column(lease::Column::RunId)
+                        .from(lease::Entity)
+                        .and_where(lease::Column::ExpiresAt.gte(now))
+                        .to_owned(),
+                ),
             )
             .order_by_asc(run::Column::CreatedAt)
             .limit(Ord::max(limit.saturating_mul(4), 16))

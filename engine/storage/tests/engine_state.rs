@@ -262,10 +262,15 @@ on_both_backends!(
             store.claim_runs("n3", at(17), ttl, 5).await.expect("claim"),
             ["r2"]
         );
-        // At 19s r1 is free too; a node that already holds a run (r2) keeps it.
+        // At 19s r1 is free too. r2 is under n3's own live lease (a task of
+        // n3 drives it), so it is not handed out again.
         assert_eq!(
             store.claim_runs("n3", at(19), ttl, 5).await.expect("claim"),
-            ["r1", "r2"]
+            ["r1"]
+        );
+        assert_eq!(
+            store.lease_holder("r2").await.expect("holder"),
+            Some(("n3".into(), at(27)))
         );
         assert_eq!(
             store.lease_holder("r1").await.expect("holder"),

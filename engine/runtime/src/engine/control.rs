@@ -208,4 +208,22 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// Whether `snap` is a sub-playbook's child run whose parent has ended
+    /// (or is gone). A child is created just before its parent's change set
+    /// commits; if that commit loses to a cancel, nothing records the child.
+    pub(crate) async fn orphaned(&self, snap: &Snapshot) -> Result<bool, EngineError> {
+        let trigger = &snap.record.trigger;
+        if trigger.get("kind").and_then(serde_json::Value::as_str) != Some("parent")
+            || snap.run.status().is_terminal()
+        {
+            return Ok(false);
+        }
+        let Some(parent) = trigger.get("run").and_then(serde_json::Value::as_str) else {
+            return Ok(false);
+        };
+        Ok(self.store.run(parent).await?.is_none_or(|p| {
+            ["succeeded", "failed", "cancelled"].contains(&p.state.status.as_str())
+        }))
+    }
 }

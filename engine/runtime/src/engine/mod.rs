@@ -412,6 +412,7 @@ impl Engine {
         // Executions and child drives started by this drive; dropping the
         // set (on any return) aborts those still running.
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut parent_checked = false;
         loop {
             // Reap finished tasks so a long fan-out does not accumulate them.
             while tasks.try_join_next().is_some() {}
@@ -438,6 +439,14 @@ impl Engine {
                 self.cancel_live_children(&snap).await?;
                 self.store.release_lease(run_id, &self.node).await?;
                 return Ok(Progress::Finished(snap.run.status()));
+            }
+            if !parent_checked {
+                parent_checked = true;
+                if self.orphaned(&snap).await? {
+                    // Created for a parent that ended before recording it: it must not act alone.
+                    self.cancel(run_id, "parent run ended").await?;
+                    continue;
+                }
             }
             let prep = match self.prepare(&snap).await {
                 Ok(prep) => prep,

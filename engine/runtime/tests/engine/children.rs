@@ -263,3 +263,28 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    a_child_whose_parent_ended_unrecorded_cancels_itself,
+    |store: Store| async move {
+        publish(&store, CHILD).await;
+        publish(&store, PARENT).await;
+        let clock = Arc::new(FakeClock::at(start()));
+        let executor = Arc::new(Scripted::default());
+        let engine = engine(&store, &clock, &executor, "n1");
+        let parent = engine
+            .start_run(request("parent", json!({"device": "plc-7"})))
+            .await
+            .expect("start");
+        engine.cancel(&parent, "alice").await.expect("cancel");
+        // The child a crashed or out-raced parent created but never recorded.
+        let mut orphan = request("child", json!({"device": "plc-7"}));
+        orphan.trigger = json!({"kind": "parent", "run": parent, "step": "contain"});
+        let child = engine.start_run(orphan).await.expect("start");
+        assert_eq!(
+            engine.drive(&child).await.expect("drive"),
+            Progress::Finished(RunStatus::Cancelled)
+        );
+        assert!(executor.calls().is_empty(), "the orphan did nothing");
+    }
+);
