@@ -3,14 +3,14 @@
 //! and only if nobody changed the run since the engine read it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::Value;
 
 use crate::connect::Store;
-use crate::entity::{attempt, run, step_run, timer};
+use crate::entity::{attempt, lease, run, step_run, timer};
 use crate::error::StorageError;
 use crate::runs::StoredState;
 
@@ -148,6 +148,22 @@ impl Store {
         changes: &ChangeSet,
         now: DateTime<Utc>,
     ) -> Result<i64, StorageError> {
+        self.commit_as(None, run_id, revision, changes, now).await
+    }
+
+    /// [`Store::commit`] by the node driving the run: also fenced by its
+    /// lease, so a node that lost the lease (it stalled past expiry and
+    /// another node took over) cannot write ([`StorageError::LeaseLost`]).
+    /// People's actions (cancel, gate decisions) hold no lease and use
+    /// [`Store::commit`].
+    pub async fn commit_as(
+        &self,
+        holder: Option<&str>,
+        run_id: &str,
+        revision: i64,
+        changes: &ChangeSet,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StorageError> {
         let txn = self.begin_write().await?;
         if let Some(limit) = changes.admit {
             crate::concurrency::admit(&txn, run_id, limit).await?;
@@ -162,7 +178,31 @@ impl Store {
                 .col_expr(run::Column::Status, Expr::value(state.status.clone()))
                 .col_expr(run::Column::State, Expr::value(json(&state.state)?));
         }
+        if let Some(node) = holder {
+            // In the same statement as the revision check: no extra round trip.
+            bump = bump.filter(Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(lease::Entity)
+                    .and_where(lease::Column::RunId.eq(run_id))
+                    .and_where(lease::Column::Node.eq(node))
+                    .and_where(lease::Column::ExpiresAt.gte(now))
+                    .to_owned(),
+            ));
+        }
         if bump.exec(&txn).await?.rows_affected != 1 {
+            if let Some(node) = holder {
+                let held = lease::Entity::find_by_id(run_id.to_string())
+                    .one(&txn)
+                    .await?
+                    .is_some_and(|l| l.node == node && l.expires_at >= now);
+                if !held {
+                    return Err(StorageError::LeaseLost {
+                        run: run_id.to_string(),
+                        node: node.to_string(),
+                    });
+                }
+            }
             return Err(StorageError::StaleRevision {
                 run: run_id.to_string(),
                 revision,

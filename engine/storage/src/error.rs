@@ -40,6 +40,15 @@ pub enum StorageError {
         /// The revision the caller read.
         revision: i64,
     },
+    /// The node no longer holds the run's lease (it expired and another
+    /// node may have taken the run over). Stop driving the run.
+    #[error("node {node} no longer holds the lease of run {run}")]
+    LeaseLost {
+        /// The run.
+        run: String,
+        /// The node that tried to write.
+        node: String,
+    },
     /// The playbook's concurrency limit is reached for this key. A queued
     /// run waits for a slot; a start with `on_conflict: reject` is refused.
     #[error("{limit} run(s) with concurrency key `{key}` are already active")]

@@ -367,3 +367,54 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    a_driver_s_commit_is_fenced_by_its_lease,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1"]).await;
+        let ttl = Duration::seconds(10);
+        let bump = ChangeSet::default();
+        // Without the lease, a driver cannot write.
+        assert!(matches!(
+            store.commit_as(Some("n1"), "r1", 1, &bump, at(1)).await,
+            Err(StorageError::LeaseLost { .. })
+        ));
+        assert!(
+            store
+                .claim_run("r1", "n1", at(1), ttl)
+                .await
+                .expect("claim")
+        );
+        assert_eq!(
+            store
+                .commit_as(Some("n1"), "r1", 1, &bump, at(2))
+                .await
+                .expect("held"),
+            2
+        );
+        // n1 stalls past its lease; n2 takes the run over. n1's next write is
+        // refused even though the revision it read is still current.
+        assert!(
+            store
+                .claim_run("r1", "n2", at(12), ttl)
+                .await
+                .expect("takeover")
+        );
+        assert!(matches!(
+            store.commit_as(Some("n1"), "r1", 2, &bump, at(13)).await,
+            Err(StorageError::LeaseLost { .. })
+        ));
+        assert_eq!(
+            store
+                .commit_as(Some("n2"), "r1", 2, &bump, at(13))
+                .await
+                .expect("n2 holds it"),
+            3
+        );
+        // A stale revision under a held lease is still a stale revision.
+        assert!(matches!(
+            store.commit_as(Some("n2"), "r1", 2, &bump, at(14)).await,
+            Err(StorageError::StaleRevision { .. })
+        ));
+    }
+);

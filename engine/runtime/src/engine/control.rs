@@ -180,7 +180,8 @@ impl Engine {
         compensation::end_open_steps(snap, &mut decision, now, false)?;
         match self
             .store
-            .commit(
+            .commit_as(
+                Some(&self.node),
                 &snap.record.id,
                 snap.record.revision,
                 &decision.changes,

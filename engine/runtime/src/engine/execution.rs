@@ -134,7 +134,8 @@ impl Engine {
             }
             match self
                 .store
-                .commit(
+                .commit_as(
+                    Some(&self.node),
                     &current.record.id,
                     current.record.revision,
                     &decision.changes,

@@ -73,7 +73,17 @@ pub enum EngineError {
     Corrupt(String),
     /// Storage failed; retrying may help.
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            // The lease fenced a commit: another node drives the run now.
+            StorageError::LeaseLost { run, .. } => EngineError::LeaseLost(run),
+            other => EngineError::Storage(other),
+        }
+    }
 }
 
 /// Why a run could not be started. Nothing was written.
@@ -478,7 +488,13 @@ impl Engine {
                 {
                     match self
                         .store
-                        .commit(run_id, snap.record.revision, &combined.changes, now)
+                        .commit_as(
+                            Some(&self.node),
+                            run_id,
+                            snap.record.revision,
+                            &combined.changes,
+                            now,
+                        )
                         .await
                     {
                         Ok(revision) => {
@@ -520,7 +536,13 @@ impl Engine {
                 self.create_children(&snap, &mut decision, now).await?;
                 match self
                     .store
-                    .commit(run_id, snap.record.revision, &decision.changes, now)
+                    .commit_as(
+                        Some(&self.node),
+                        run_id,
+                        snap.record.revision,
+                        &decision.changes,
+                        now,
+                    )
                     .await
                 {
                     Ok(revision) => {
