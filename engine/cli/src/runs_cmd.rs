@@ -21,6 +21,18 @@ use crate::{Output, exit};
 /// lease lets a worker take over soon after the command is interrupted.
 const CLI_LEASE: Duration = Duration::from_secs(15);
 
+/// Runs `work` with an engine node of this command (it holds a run's lease
+/// only while it drives it), on a runtime of its own.
+fn with_cli_node<T>(
+    args: &crate::cli::NodeArgs,
+    work: impl AsyncFnOnce(&Node) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(async {
+        let node = Node::open(args, default_node_name("cli"), CLI_LEASE).await?;
+        work(&node).await
+    })
+}
+
 /// A runtime for commands that drive runs.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -30,8 +42,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
-    runtime()?.block_on(async {
-        let node = Node::open(&args.node, default_node_name("cli"), CLI_LEASE).await?;
+    with_cli_node(&args.node, async |node| {
         let (name, version) = split_reference(&args.reference);
         let stored = match version {
             Some(v) => node.store.version(name, v).await?,
@@ -75,7 +86,7 @@ pub fn run(args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
             )?;
             return Ok(exit::OK);
         }
-        finish(&node, &id, out).await
+        finish(node, &id, out).await
     })
 }
 
@@ -304,9 +315,18 @@ pub enum Control {
     Resume,
 }
 
+impl Control {
+    fn verb(self) -> &'static str {
+        match self {
+            Control::Cancel => "cancel",
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+        }
+    }
+}
+
 pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow::Result<u8> {
-    runtime()?.block_on(async {
-        let node = Node::open(&args.node, default_node_name("cli"), CLI_LEASE).await?;
+    with_cli_node(&args.node, async |node| {
         let before = node
             .store
             .run(&args.id)
@@ -318,11 +338,7 @@ pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow:
             Control::Resume => node.engine.resume(&args.id).await,
         };
         let status = result.map_err(refusal)?;
-        let verb = match action {
-            Control::Cancel => "cancel",
-            Control::Pause => "pause",
-            Control::Resume => "resume",
-        };
+        let verb = action.verb();
         if status.as_str() == before.state.status {
             writeln!(
                 out.stderr,
@@ -340,15 +356,14 @@ pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow:
         }
         writeln!(out.stdout, "{}", status.as_str())?;
         if args.wait && !status.is_terminal() {
-            return finish(&node, &args.id, out).await;
+            return finish(node, &args.id, out).await;
         }
         Ok(exit::OK)
     })
 }
 
 pub fn rerun(args: &RerunArgs, out: &mut Output) -> anyhow::Result<u8> {
-    runtime()?.block_on(async {
-        let node = Node::open(&args.node, default_node_name("cli"), CLI_LEASE).await?;
+    with_cli_node(&args.node, async |node| {
         let id = node
             .engine
             .rerun(&args.id, &args.from, &node.actor)
@@ -361,7 +376,7 @@ pub fn rerun(args: &RerunArgs, out: &mut Output) -> anyhow::Result<u8> {
             args.id, args.from
         )?;
         if args.wait {
-            return finish(&node, &id, out).await;
+            return finish(node, &id, out).await;
         }
         Ok(exit::OK)
     })

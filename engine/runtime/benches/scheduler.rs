@@ -98,22 +98,7 @@ async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
     );
     // One durable commit on this database, for scale.
     let yaml = playbook("commit", 1, 0);
-    let valid = validate("b.yaml", yaml.as_bytes(), &Context::new(&catalog))
-        .into_valid()
-        .expect("valid");
-    store
-        .publish(
-            NewVersion::new(
-                valid.playbook(),
-                yaml,
-                BTreeMap::new(),
-                chrono::Utc::now(),
-                "bench".into(),
-            )
-            .expect("v"),
-        )
-        .await
-        .expect("publish");
+    publish(store, &catalog, &yaml).await;
     let run = engine
         .start_run(RunRequest {
             playbook: "commit".into(),
@@ -146,22 +131,7 @@ async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
 
     for (name, seq, fan) in [("seq10", 10, 0), ("seq40", 40, 0), ("fan100", 0, 100)] {
         let yaml = playbook(name, seq, fan);
-        let valid = validate("b.yaml", yaml.as_bytes(), &Context::new(&catalog))
-            .into_valid()
-            .expect("valid");
-        store
-            .publish(
-                NewVersion::new(
-                    valid.playbook(),
-                    yaml,
-                    BTreeMap::new(),
-                    chrono::Utc::now(),
-                    "bench".into(),
-                )
-                .expect("v"),
-            )
-            .await
-            .expect("publish");
+        publish(store, &catalog, &yaml).await;
         let mut times = Vec::new();
         for i in 0..iterations + 2 {
             let start = Instant::now();
@@ -193,6 +163,26 @@ async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
             ms(percentile(&times, 0.5)) / steps as f64
         );
     }
+}
+
+/// Validates and publishes a playbook.
+async fn publish(store: &TestStore, catalog: &PluginCatalog, yaml: &str) {
+    let valid = validate("b.yaml", yaml.as_bytes(), &Context::new(catalog))
+        .into_valid()
+        .expect("valid");
+    store
+        .publish(
+            NewVersion::new(
+                valid.playbook(),
+                yaml.to_string(),
+                BTreeMap::new(),
+                chrono::Utc::now(),
+                "bench".into(),
+            )
+            .expect("v"),
+        )
+        .await
+        .expect("publish");
 }
 
 /// Peak and current resident memory of this process, in MiB (Linux).
@@ -244,22 +234,7 @@ async fn bench_inventory_rollout(label: &str, store: &TestStore, runs: usize) {
         .await
         .expect("inventory");
     let yaml = "cordon: v1\nname: fleet-rollout\nversion: 1.0.0\nsteps:\n  - id: roll\n    foreach:\n      items: '${{ inventory.select(\"tag=fleet\") }}'\n      concurrency: 500\n      waves: [1%, 10%, 50%, 100%]\n    uses: check-health@1\n    with: {device: '${{ item }}'}\n";
-    let valid = validate("b.yaml", yaml.as_bytes(), &Context::new(&catalog))
-        .into_valid()
-        .expect("valid");
-    store
-        .publish(
-            NewVersion::new(
-                valid.playbook(),
-                yaml.to_string(),
-                BTreeMap::new(),
-                chrono::Utc::now(),
-                "bench".into(),
-            )
-            .expect("v"),
-        )
-        .await
-        .expect("publish");
+    publish(store, &catalog, yaml).await;
     let (peak_before, _) = memory_mib();
     let mut times = Vec::new();
     for i in 0..runs {

@@ -179,14 +179,7 @@ impl Engine {
         )?;
         compensation::end_open_steps(snap, &mut decision, now, false)?;
         match self
-            .store
-            .commit_as(
-                Some(&self.node),
-                &snap.record.id,
-                snap.record.revision,
-                &decision.changes,
-                now,
-            )
+            .commit_driving(&snap.record, &decision.changes, now)
             .await
         {
             Ok(_) | Err(StorageError::StaleRevision { .. }) => Ok(()),
@@ -200,9 +193,11 @@ impl Engine {
             let Some(child) = super::children::child_of(step.outputs.as_ref()) else {
                 continue;
             };
-            let live = self.store.run(child).await?.is_some_and(|c| {
-                !["succeeded", "failed", "cancelled"].contains(&c.state.status.as_str())
-            });
+            let live = self
+                .store
+                .run(child)
+                .await?
+                .is_some_and(|c| !ended(&c.state.status));
             if live {
                 Box::pin(self.cancel(child, "parent run ended")).await?;
             }
@@ -223,8 +218,17 @@ impl Engine {
         let Some(parent) = trigger.get("run").and_then(serde_json::Value::as_str) else {
             return Ok(false);
         };
-        Ok(self.store.run(parent).await?.is_none_or(|p| {
-            ["succeeded", "failed", "cancelled"].contains(&p.state.status.as_str())
-        }))
+        Ok(self
+            .store
+            .run(parent)
+            .await?
+            .is_none_or(|p| ended(&p.state.status)))
     }
+}
+
+/// Whether a stored run status is a terminal one.
+fn ended(status: &str) -> bool {
+    RunStatus::ALL
+        .iter()
+        .any(|s| s.is_terminal() && s.as_str() == status)
 }

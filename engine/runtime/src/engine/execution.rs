@@ -133,14 +133,7 @@ impl Engine {
                 return Ok(None);
             }
             match self
-                .store
-                .commit_as(
-                    Some(&self.node),
-                    &current.record.id,
-                    current.record.revision,
-                    &decision.changes,
-                    now,
-                )
+                .commit_driving(&current.record, &decision.changes, now)
                 .await
             {
                 Ok(revision) if fresh.is_none() => return Ok(Some((decision.changes, revision))),

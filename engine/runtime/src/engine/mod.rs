@@ -31,7 +31,7 @@ use cordon_graph::ExecutionPlan;
 use cordon_playbook::inputs::{InputProblem, resolve};
 use cordon_playbook::model::{ConflictPolicy, RunConcurrency, Step};
 use cordon_playbook::{Context, PlaybookIndex, PluginCatalog, validate};
-use cordon_storage::{Concurrency, NewRun, StorageError, Store};
+use cordon_storage::{ChangeSet, Concurrency, NewRun, RunRecord, StorageError, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -487,14 +487,7 @@ impl Engine {
                     self.fold_next(&prep, &snap, &dones, &mut inflight, &mut compensating, now)?
                 {
                     match self
-                        .store
-                        .commit_as(
-                            Some(&self.node),
-                            run_id,
-                            snap.record.revision,
-                            &combined.changes,
-                            now,
-                        )
+                        .commit_driving(&snap.record, &combined.changes, now)
                         .await
                     {
                         Ok(revision) => {
@@ -535,14 +528,7 @@ impl Engine {
             if !decision.is_empty() {
                 self.create_children(&snap, &mut decision, now).await?;
                 match self
-                    .store
-                    .commit_as(
-                        Some(&self.node),
-                        run_id,
-                        snap.record.revision,
-                        &decision.changes,
-                        now,
-                    )
+                    .commit_driving(&snap.record, &decision.changes, now)
                     .await
                 {
                     Ok(revision) => {
@@ -625,6 +611,21 @@ fn concurrency_key(
         Ok(Value::String(key)) => Ok(format!("{playbook}/{key}")),
         Ok(other) => Ok(format!("{playbook}/{other}")),
         Err(e) => Err(StartError::ConcurrencyKey(e.to_string())),
+    }
+}
+
+impl Engine {
+    /// Commits a change set to the run this node drives, from the revision
+    /// `record` was read at, fenced by this node's lease.
+    pub(crate) async fn commit_driving(
+        &self,
+        record: &RunRecord,
+        changes: &ChangeSet,
+        now: Timestamp,
+    ) -> Result<i64, StorageError> {
+        self.store
+            .commit_as(Some(&self.node), &record.id, record.revision, changes, now)
+            .await
     }
 }
 

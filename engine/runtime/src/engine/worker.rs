@@ -1,6 +1,6 @@
 //! The worker: an engine node's loop over every run that needs driving.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -66,10 +66,10 @@ impl Engine {
             grace,
         } = options;
         tokio::pin!(stop);
-        let mut drives: JoinSet<String> = JoinSet::new();
-        let mut driving: HashSet<String> = HashSet::new();
-        // Which run each drive task drives, so a panicked drive frees its run.
-        let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut drives: JoinSet<()> = JoinSet::new();
+        // Which run each drive task drives: to hand a run back when its
+        // drive panics or is cut short.
+        let mut driving: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -77,16 +77,16 @@ impl Engine {
                 () = &mut stop => break,
                 Some(done) = drives.join_next_with_id() => {
                     match done {
-                        Ok((id, run)) => {
-                            tasks.remove(&id);
-                            driving.remove(&run);
+                        // The drive released the lease itself (or another task
+                        // of this node drives the run and holds it).
+                        Ok((id, ())) => {
+                            driving.remove(&id);
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "a run's driver panicked");
-                            if let Some(run) = tasks.remove(&e.id()) {
+                            if let Some(run) = driving.remove(&e.id()) {
                                 // Handed back, so another node (or a later tick) tries it.
                                 let _ = self.store.release_lease(&run, &self.node).await;
-                                driving.remove(&run);
                             }
                         }
                     }
@@ -111,39 +111,34 @@ impl Engine {
                     continue;
                 }
             };
+            // Runs under this node's live lease are not claimed again, and a
+            // run another task of this node drives is refused by `drive`.
             for run in claimed {
-                // A run this node already drives is claimed again (its lease
-                // is ours): its driver is still at it.
-                if !driving.insert(run.clone()) {
-                    continue;
-                }
                 let engine = self.clone();
                 let driven = run.clone();
                 let handle = drives.spawn(async move {
-                    match engine.drive_claimed(&run).await {
+                    match engine.drive_claimed(&driven).await {
                         Ok(Some(progress)) => {
-                            tracing::debug!(run = %run, ?progress, "drive ended");
+                            tracing::debug!(run = %driven, ?progress, "drive ended");
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(run = %run, error = %e, "drive failed"),
+                        Err(e) => tracing::warn!(run = %driven, error = %e, "drive failed"),
                     }
-                    run
                 });
-                tasks.insert(handle.id(), driven);
+                driving.insert(handle.id(), run);
             }
         }
         tracing::info!(runs = driving.len(), "stopping");
         let finish = async {
-            while let Some(done) = drives.join_next().await {
-                if let Ok(run) = done {
-                    driving.remove(&run);
-                }
+            while let Some(done) = drives.join_next_with_id().await {
+                let id = done.map_or_else(|e| e.id(), |(id, ())| id);
+                driving.remove(&id);
             }
         };
         if tokio::time::timeout(grace, finish).await.is_err() {
             drives.abort_all();
             while drives.join_next().await.is_some() {}
-            for run in &driving {
+            for run in driving.values() {
                 self.store.release_lease(run, &self.node).await?;
             }
             tracing::info!(runs = driving.len(), "drives cut short; leases handed back");
