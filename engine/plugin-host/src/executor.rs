@@ -1,0 +1,159 @@
+//! The engine's side: [`PluginExecutor`] performs `uses:` steps by calling
+//! loaded plugins in the sandbox.
+
+use std::sync::Arc;
+
+use cordon_playbook::PluginDescriptor;
+use cordon_runtime::attempt_state::{AttemptError, ErrorKind};
+use cordon_runtime::executor::{Action, BoxFuture, Executor, StepCall};
+use serde_json::Value;
+
+use crate::host::Services;
+use crate::invoke::{Invocation, Outcome};
+use crate::load::LoadedPlugin;
+use crate::sandbox::Sandbox;
+
+/// Runs plugin steps in the sandbox; `notify` steps go to `notifier`, if any.
+#[derive(Debug, Clone)]
+pub struct PluginExecutor {
+    sandbox: Arc<Sandbox>,
+    plugins: Vec<Arc<LoadedPlugin>>,
+    services: Services,
+    notifier: Option<Arc<dyn Executor>>,
+}
+
+impl PluginExecutor {
+    /// An executor for these loaded plugins.
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        plugins: Vec<Arc<LoadedPlugin>>,
+        services: Services,
+    ) -> PluginExecutor {
+        PluginExecutor {
+            sandbox,
+            plugins,
+            services,
+            notifier: None,
+        }
+    }
+
+    /// Sends `notify` steps to `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Executor>) -> PluginExecutor {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The descriptors of the loaded plugins: the validator's catalog.
+    pub fn descriptors(&self) -> Vec<PluginDescriptor> {
+        self.plugins.iter().map(|p| p.descriptor.clone()).collect()
+    }
+
+    /// The loaded plugins.
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// The plugin for `uses: name@major`: the highest loaded version of that major.
+    pub fn resolve(&self, uses: &str) -> Option<Arc<LoadedPlugin>> {
+        let (name, major) = uses.split_once('@').unwrap_or((uses, ""));
+        self.plugins
+            .iter()
+            .filter(|p| {
+                p.descriptor.name == name
+                    && (major.is_empty() || major == p.descriptor.version.major.to_string())
+            })
+            .max_by(|a, b| a.descriptor.version.cmp(&b.descriptor.version))
+            .cloned()
+    }
+
+    fn invocation(&self, call: &StepCall) -> Invocation {
+        let attempt = call
+            .key
+            .as_str()
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Invocation {
+            run: call.run.clone(),
+            step: call.step.clone(),
+            attempt,
+            key: call.key.to_string(),
+            dry_run: call.dry_run,
+            input: call.inputs.clone(),
+            services: self.services.clone(),
+        }
+    }
+}
+
+fn unavailable(message: String) -> AttemptError {
+    AttemptError {
+        kind: ErrorKind::Unavailable,
+        message,
+        retryable: false,
+    }
+}
+
+/// The step's output; in a dry run, with the plan (the intents) under `_plan`.
+fn finish(outcome: Outcome, dry_run: bool) -> Result<Value, AttemptError> {
+    let mut output = outcome.result?;
+    if dry_run && let Value::Object(map) = &mut output {
+        let plan = serde_json::to_value(&outcome.record.intents).unwrap_or(Value::Null);
+        map.insert("_plan".into(), plan);
+    }
+    Ok(output)
+}
+
+impl Executor for PluginExecutor {
+    fn execute(&self, call: StepCall) -> BoxFuture<Result<Value, AttemptError>> {
+        let uses = match &call.action {
+            Action::Plugin(uses) => uses.clone(),
+            Action::Notify => {
+                return match &self.notifier {
+                    Some(n) => n.execute(call),
+                    None => Box::pin(async {
+                        Err(unavailable("this node has no mailer configured".into()))
+                    }),
+                };
+            }
+        };
+        let Some(plugin) = self.resolve(&uses) else {
+            let message = format!("plugin `{uses}` is not loaded on this node");
+            return Box::pin(async move { Err(unavailable(message)) });
+        };
+        let sandbox = self.sandbox.clone();
+        let invocation = self.invocation(&call);
+        Box::pin(async move {
+            let dry_run = invocation.dry_run;
+            finish(sandbox.execute(&plugin, invocation).await, dry_run)
+        })
+    }
+
+    fn compensate(&self, call: StepCall, outputs: Value) -> BoxFuture<Result<(), String>> {
+        let uses = match &call.action {
+            Action::Plugin(uses) => uses.clone(),
+            Action::Notify => {
+                return Box::pin(async { Err("notify cannot be compensated".to_string()) });
+            }
+        };
+        let Some(plugin) = self.resolve(&uses) else {
+            let message = format!("plugin `{uses}` is not loaded on this node");
+            return Box::pin(async move { Err(message) });
+        };
+        let sandbox = self.sandbox.clone();
+        let invocation = self.invocation(&call);
+        Box::pin(async move {
+            // The output handed back is the plugin's own, without the plan.
+            let mut outputs = outputs;
+            if let Value::Object(map) = &mut outputs {
+                map.remove("_plan");
+            }
+            sandbox
+                .compensate(&plugin, invocation, outputs)
+                .await
+                .result
+                .map(drop)
+                .map_err(|e| format!("{:?}: {}", e.kind, e.message))
+        })
+    }
+}

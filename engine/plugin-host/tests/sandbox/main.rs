@@ -1,0 +1,8 @@
+//! The plugin sandbox against real components built from `plugins/`
+//! (`plugins/build.sh` puts them in `plugins/dist/`): loading and signing,
+//! limits, isolation and host calls.
+
+mod host_calls;
+mod limits;
+mod loading;
+mod support;
