@@ -1,59 +1,9 @@
 //! `cordon run`, `runs`, `runs show`, `cancel`, `pause`, `resume`, `rerun`
 //! against an embedded SQLite file, as a user types them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
-/// A scratch directory with its own database, removed on drop.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("cordon-cli-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch { dir }
-    }
-
-    fn cordon(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cordon"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env(
-                "CORDON_DATABASE",
-                format!("sqlite://{}?mode=rwc", self.dir.join("c.db").display()),
-            )
-            .env("USER", "alice")
-            .env_remove("CORDON_PLUGINS")
-            .env_remove("CORDON_TEST_LEDGER")
-            .env_remove("CORDON_CRASH_AT")
-            .output()
-            .expect("run cordon")
-    }
-
-    /// Writes and publishes a playbook.
-    fn publish(&self, file: &str, yaml: &str) {
-        std::fs::write(self.dir.join(file), yaml).expect("write playbook");
-        let out = self.cordon(&["publish", file]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use cli_support::{Scratch, text};
 
 const TIMER: &str = "cordon: v1
 name: timer
@@ -108,7 +58,7 @@ fn a_waited_run_shows_its_steps_and_exits_with_its_outcome() {
 }
 
 #[test]
-fn a_plugin_step_fails_honestly_without_a_plugin_host() {
+fn a_plugin_step_fails_honestly_without_its_component() {
     let s = Scratch::new();
     s.publish("contain.yaml", CONTAIN);
     let out = s.cordon(&["run", "contain@1.0.0", "--input", "device=plc-7", "--wait"]);
@@ -131,7 +81,7 @@ fn a_plugin_step_fails_honestly_without_a_plugin_host() {
         attempt["state"]["error"]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("no plugin host"),
+            .contains("no signed plugin component is loaded"),
         "{attempt}"
     );
 }

@@ -1,14 +1,15 @@
-//! Building the validator's context from files: the plugin catalog (built-in
-//! descriptors plus any `--plugins DIR`) and the index of sibling playbooks.
+//! Building the validator's context from files: the built-in plugin
+//! descriptors (see `plugins.rs` for the whole catalog) and the index of
+//! sibling playbooks.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use cordon_playbook::{PlaybookIndex, PluginCatalog, PluginDescriptor};
+use cordon_playbook::{PlaybookIndex, PluginDescriptor};
 
 /// The descriptors of the plugins shipped in `plugins/`, compiled in so the
-/// binary validates from any directory. The plugin host will replace these
-/// with the signed components' own `describe`.
+/// binary validates from any directory. A loaded signed component's own
+/// `describe` replaces the entry of the same name and version.
 const BUILTIN: &[(&str, &str)] = &[
     (
         "check-health.json",
@@ -36,33 +37,16 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn plugin_catalog(dirs: &[PathBuf]) -> anyhow::Result<PluginCatalog> {
-    let mut descriptors = Vec::new();
-    for (name, text) in BUILTIN {
-        descriptors.push(
+/// The built-in descriptors (until the shipped plugins are signed
+/// components, a loaded component with the same name and version replaces its entry).
+pub fn builtin_descriptors() -> anyhow::Result<Vec<PluginDescriptor>> {
+    BUILTIN
+        .iter()
+        .map(|(name, text)| {
             serde_json::from_str::<PluginDescriptor>(text)
-                .with_context(|| format!("built-in descriptor {name}"))?,
-        );
-    }
-    for dir in dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read plugin directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let descriptor: PluginDescriptor = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a plugin descriptor", file.display()))?;
-            descriptors.retain(|d: &PluginDescriptor| {
-                !(d.name == descriptor.name && d.version == descriptor.version)
-            });
-            descriptors.push(descriptor);
-        }
-    }
-    Ok(PluginCatalog::new(descriptors)?)
+                .with_context(|| format!("built-in descriptor {name}"))
+        })
+        .collect()
 }
 
 /// Every readable `*.yaml`/`*.yml` beside the given files, and the files

@@ -76,6 +76,9 @@ pub enum Command {
     /// Several workers (on one machine or several) may share one PostgreSQL database: each run is
     /// leased to one node at a time, and a node that dies loses its leases after `--lease`.
     Worker(WorkerArgs),
+    /// Write, build, sign and inspect plugins (signed WebAssembly components).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -86,6 +89,61 @@ pub enum Command {
     Explain {
         /// A code such as `G203`; without one, the whole reference is printed as Markdown.
         code: Option<String>,
+    },
+}
+
+/// `cordon plugin …`: the plugin author's loop.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a plugin crate from a template, in the plugin workspace (`DIR/actions/NAME`).
+    New {
+        /// The plugin's name: `[a-z][a-z0-9-]{0,62}`.
+        name: String,
+        /// The plugin workspace.
+        #[arg(long, default_value = "plugins", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Build plugins to `wasm32-wasip2` components in `DIR/dist` and check each one's `describe`.
+    Build {
+        /// The plugin workspace.
+        #[arg(long, default_value = "plugins", value_name = "DIR")]
+        dir: PathBuf,
+        /// Only this plugin (its name, as in `cordon plugin new NAME`). Repeatable.
+        #[arg(long = "plugin", short = 'p', value_name = "NAME")]
+        plugins: Vec<String>,
+    },
+    /// Create a signing key: `PATH` (secret, mode 0600) and `PATH.pub`.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Sign a component: writes `FILE.sig`, a manifest (name, version, capabilities from the
+    /// component's own `describe`, its SHA-256, the release counter, the expiry) and its signature.
+    Sign {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The secret key file (`ed25519-secret:<hex>`).
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// The release counter: raise it with every release; hosts refuse a lower one
+        /// once they accepted a higher one.
+        #[arg(long, value_name = "N")]
+        release: u64,
+        /// Days until the signature expires.
+        #[arg(long, default_value_t = 365, value_name = "DAYS")]
+        expires_in_days: u32,
+    },
+    /// Show what a component is: digest, size, descriptor, imports, and its signature's status.
+    Inspect {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// A trusted public key to check the signature against. Repeatable.
+        #[arg(long = "trust", value_name = "KEYFILE")]
+        trusted_keys: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -202,12 +260,19 @@ pub struct NodeArgs {
     pub by: Option<String>,
 }
 
-/// Where plugin descriptors come from.
+/// Where plugins come from, and what they may do.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// A directory of plugin descriptor files (`*.json`) to add to the built-in catalog. Repeatable.
+    /// A directory of signed plugin components (`NAME.wasm` + `NAME.wasm.sig`) and plugin
+    /// descriptor files (`*.json`) to add to the built-in catalog. Repeatable.
     #[arg(long = "plugins", value_name = "DIR", env = "CORDON_PLUGINS")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// A public key (`ed25519:<hex>` file) whose plugin signatures are trusted. Repeatable.
+    #[arg(long = "trust", value_name = "KEYFILE")]
+    pub trusted_keys: Vec<PathBuf>,
+    /// The configuration file: plugin directories, trusted keys, grants per plugin, limits.
+    #[arg(long = "config", value_name = "FILE", env = "CORDON_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Where Cordon keeps its state.

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use cordon_playbook::{Context, validate};
 
-use crate::catalog::{playbook_index, plugin_catalog};
+use crate::catalog::playbook_index;
 use crate::exit;
 
 pub fn run(dir: &std::path::Path, out: &mut crate::Output) -> anyhow::Result<u8> {
@@ -25,7 +25,7 @@ pub fn run(dir: &std::path::Path, out: &mut crate::Output) -> anyhow::Result<u8>
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
-    let plugins = plugin_catalog(&[])?;
+    let plugins = cordon_playbook::PluginCatalog::new(crate::catalog::builtin_descriptors()?)?;
     let index = playbook_index(&files);
     let ctx = Context {
         playbooks: Some(&index),

@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use cordon_playbook::{Context, validate};
 
-use crate::catalog::{playbook_index, plugin_catalog};
+use crate::catalog::playbook_index;
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::exit;
 
 pub fn run(args: &GraphArgs, out: &mut crate::Output) -> anyhow::Result<u8> {
-    let plugins = plugin_catalog(&args.catalog.plugin_dirs)?;
+    let plugins = crate::plugins::load_blocking(&args.catalog)?.catalog;
     let index = playbook_index(std::slice::from_ref(&args.file));
     let ctx = Context {
         playbooks: Some(&index),

@@ -2,12 +2,15 @@
 
 mod catalog;
 mod cli;
+mod config;
 mod database;
 mod demo_cmd;
 mod graph_cmd;
 #[cfg(feature = "crash-harness")]
 mod harness;
 mod node;
+mod plugin_cmd;
+mod plugins;
 mod progress;
 mod runs_cmd;
 mod validate_cmd;
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => runs_cmd::control(&args, runs_cmd::Control::Resume, &mut out),
         Command::Rerun(args) => runs_cmd::rerun(&args, &mut out),
         Command::Worker(args) => worker_cmd::run(&args),
+        Command::Plugin(command) => plugin_cmd::run(&command, &mut out),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

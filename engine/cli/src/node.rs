@@ -10,7 +10,6 @@ use cordon_runtime::{Engine, SystemClock};
 use cordon_storage::Store;
 use serde_json::Value;
 
-use crate::catalog::plugin_catalog;
 use crate::cli::NodeArgs;
 use crate::database::database_url;
 
@@ -31,12 +30,12 @@ impl Node {
     pub async fn open(args: &NodeArgs, name: String, lease: Duration) -> anyhow::Result<Node> {
         let url = database_url(&args.database)?;
         let store = Store::open(&url).await?;
-        let plugins = Arc::new(plugin_catalog(&args.catalog.plugin_dirs)?);
+        let plugins = crate::plugins::load(&args.catalog, Some(&store)).await?;
         let engine = Engine::new(
             store.clone(),
             Arc::new(SystemClock),
-            executor(),
-            plugins,
+            executor(plugins.executor()),
+            Arc::new(plugins.catalog),
             name.clone(),
             lease,
         );
@@ -67,19 +66,19 @@ pub fn default_node_name(role: &str) -> String {
     format!("{role}-{host}-{}", std::process::id())
 }
 
-/// The executor of this build.
-fn executor() -> Arc<dyn Executor> {
+/// The executor of this node: the plugin sandbox if any component loaded.
+fn executor(plugins: Option<Arc<dyn Executor>>) -> Arc<dyn Executor> {
     #[cfg(feature = "crash-harness")]
     if let Some(ledger) = crate::harness::Ledger::from_env() {
         return Arc::new(ledger);
     }
-    Arc::new(NoPluginHost)
+    plugins.unwrap_or_else(|| Arc::new(NoPluginHost))
 }
 
-/// The executor until the WebAssembly plugin host and the mailer exist:
-/// every action fails, non-transiently, saying why. Built-in steps (`wait`,
-/// approval gates, sub-playbooks) do not need an executor and run for real.
-/// Nothing is ever reported as done that was not done.
+/// The executor of a node without any plugin component loaded (and without
+/// a mailer): every action fails, non-transiently, saying why. Built-in
+/// steps (`wait`, approval gates, sub-playbooks) do not need an executor and
+/// run for real. Nothing is ever reported as done that was not done.
 #[derive(Debug)]
 struct NoPluginHost;
 
@@ -87,7 +86,7 @@ impl NoPluginHost {
     fn refusal(action: &Action) -> AttemptError {
         let message = match action {
             Action::Plugin(plugin) => format!(
-                "plugin `{plugin}` cannot run: this build of cordon has no plugin host yet (the WebAssembly sandbox is not implemented)"
+                "plugin `{plugin}` cannot run: no signed plugin component is loaded on this node (see --plugins, --trust and --config)"
             ),
             Action::Notify => {
                 "notify cannot send: this build of cordon has no mailer yet".to_string()

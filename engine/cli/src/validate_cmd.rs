@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use cordon_playbook::{Context, Diagnostic, validate};
 
-use crate::catalog::{playbook_index, plugin_catalog};
+use crate::catalog::playbook_index;
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::exit;
 
 pub fn run(args: &ValidateArgs, out: &mut crate::Output) -> anyhow::Result<u8> {
-    let plugins = plugin_catalog(&args.catalog.plugin_dirs)?;
+    let plugins = crate::plugins::load_blocking(&args.catalog)?.catalog;
     let index = playbook_index(&args.files);
     let ctx = Context {
         playbooks: Some(&index),

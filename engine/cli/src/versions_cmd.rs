@@ -7,7 +7,6 @@ use anyhow::{Context as _, anyhow};
 use cordon_playbook::{Context, PlaybookIndex, validate};
 use cordon_storage::{NewVersion, PluginPin, PublishOutcome};
 
-use crate::catalog::plugin_catalog;
 use crate::cli::{DatabaseArgs, PublishArgs};
 use crate::database::{split_reference, with_store};
 use crate::{Output, exit};
@@ -15,7 +14,6 @@ use crate::{Output, exit};
 pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let plugins = plugin_catalog(&args.catalog.plugin_dirs)?;
     let by = args
         .by
         .clone()
@@ -23,6 +21,9 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
         .unwrap_or_else(|| "unknown".into());
     let file = args.file.display().to_string();
     with_store(&args.database, async |store| {
+        // Loading with the store checks release floors, as a node will.
+        let loaded = crate::plugins::load(&args.catalog, Some(store)).await?;
+        let plugins = &loaded.catalog;
         // Sub-playbooks resolve against what is published: a version pins them.
         let mut index = PlaybookIndex::default();
         for stored in store.all_versions().await? {
@@ -32,7 +33,7 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
         }
         let ctx = Context {
             playbooks: Some(&index),
-            ..Context::new(&plugins)
+            ..Context::new(plugins)
         };
         let validation = validate(&file, &bytes, &ctx);
         for d in &validation.diagnostics {
@@ -45,7 +46,17 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
         let playbook = valid.playbook();
         let mut pins = BTreeMap::new();
         for uses in playbook.steps.iter().filter_map(|s| s.uses.as_ref()) {
-            if let Some(descriptor) = plugins.get(&uses.name, uses.major) {
+            // A loaded component pins its exact digest; a descriptor alone, its version.
+            let component = loaded.components.get(&(uses.name.clone(), uses.major));
+            if let Some((version, digest)) = component {
+                pins.insert(
+                    uses.to_string(),
+                    PluginPin {
+                        version: version.clone(),
+                        digest: Some(digest.clone()),
+                    },
+                );
+            } else if let Some(descriptor) = plugins.get(&uses.name, uses.major) {
                 pins.insert(
                     uses.to_string(),
                     PluginPin {

@@ -53,9 +53,23 @@ impl PluginExecutor {
         &self.plugins
     }
 
-    /// The plugin for `uses: name@major`: the highest loaded version of that major.
-    pub fn resolve(&self, uses: &str) -> Option<Arc<LoadedPlugin>> {
+    /// The plugin for `uses: name@major`: the component with the pinned
+    /// digest if the playbook version pinned one (and nothing else), or
+    /// else the highest loaded version of that major.
+    pub fn resolve(&self, uses: &str, pin: Option<&str>) -> Result<Arc<LoadedPlugin>, String> {
         let (name, major) = uses.split_once('@').unwrap_or((uses, ""));
+        if let Some(pin) = pin {
+            return self
+                .plugins
+                .iter()
+                .find(|p| p.descriptor.name == name && p.digest() == pin)
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "plugin `{uses}` with the pinned digest {pin} is not loaded on this node"
+                    )
+                });
+        }
         self.plugins
             .iter()
             .filter(|p| {
@@ -64,6 +78,7 @@ impl PluginExecutor {
             })
             .max_by(|a, b| a.descriptor.version.cmp(&b.descriptor.version))
             .cloned()
+            .ok_or_else(|| format!("plugin `{uses}` is not loaded on this node"))
     }
 
     fn invocation(&self, call: &StepCall) -> Invocation {
@@ -117,9 +132,9 @@ impl Executor for PluginExecutor {
                 };
             }
         };
-        let Some(plugin) = self.resolve(&uses) else {
-            let message = format!("plugin `{uses}` is not loaded on this node");
-            return Box::pin(async move { Err(unavailable(message)) });
+        let plugin = match self.resolve(&uses, call.pin.as_deref()) {
+            Ok(plugin) => plugin,
+            Err(message) => return Box::pin(async move { Err(unavailable(message)) }),
         };
         let sandbox = self.sandbox.clone();
         let invocation = self.invocation(&call);
@@ -136,9 +151,9 @@ impl Executor for PluginExecutor {
                 return Box::pin(async { Err("notify cannot be compensated".to_string()) });
             }
         };
-        let Some(plugin) = self.resolve(&uses) else {
-            let message = format!("plugin `{uses}` is not loaded on this node");
-            return Box::pin(async move { Err(message) });
+        let plugin = match self.resolve(&uses, call.pin.as_deref()) {
+            Ok(plugin) => plugin,
+            Err(message) => return Box::pin(async move { Err(message) }),
         };
         let sandbox = self.sandbox.clone();
         let invocation = self.invocation(&call);

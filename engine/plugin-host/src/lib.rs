@@ -13,10 +13,12 @@ mod bindings;
 mod cache;
 pub mod capability;
 mod config;
+mod connections;
 mod descriptor;
 mod error;
 mod executor;
 mod host;
+mod inspect;
 mod invoke;
 mod limits;
 mod load;
@@ -26,12 +28,17 @@ pub mod signing;
 pub use cache::CacheOutcome;
 pub use capability::{Capability, Effective};
 pub use config::{Grants, Limits, SandboxConfig};
+pub use connections::{
+    ConnectionConfig, ConnectionHub, ConnectionsConfig, ConnectionsError, HttpTlsConfig,
+    MqttTlsConfig, Secret,
+};
 pub use error::LoadError;
 pub use executor::PluginExecutor;
 pub use host::{
     AttemptRecord, Connections, DeviceDirectory, HostFailure, HttpRequest, HttpResponse, Intent,
     LogEntry, MqttMessage, MqttQos, ScratchStore, Services,
 };
+pub use inspect::Inspection;
 pub use invoke::{Invocation, Outcome};
 pub use load::{LoadedPlugin, MemoryFloors, PluginFile, ReleaseFloors, signature_path};
 pub use sandbox::{Sandbox, SetupError};

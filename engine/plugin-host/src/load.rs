@@ -266,7 +266,7 @@ impl Sandbox {
     }
 
     /// Calls `describe` in a fresh instance whose Cordon imports all trap.
-    async fn describe(
+    pub(crate) async fn describe(
         &self,
         component: &Component,
     ) -> Result<(PluginDescriptor, Vec<Capability>), LoadError> {

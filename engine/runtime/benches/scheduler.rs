@@ -1,13 +1,14 @@
 //! Scheduler benchmark: start a run and drive it to completion, end to end
-//! through storage with full durability, with a no-op executor standing in
-//! for plugins (the real WASM no-op plugin replaces it once the sandbox
-//! lands). Prints median and p95 per shape and backend, beside the cost of
-//! one durable commit on the same database.
+//! through storage with full durability. Steps call either an in-process
+//! no-op executor (the scheduler's own cost) or, with `--wasm`, the real
+//! `noop` WebAssembly plugin in the sandbox (a fresh instance per attempt).
+//! Prints median and p95 per shape and backend, beside the cost of one
+//! durable commit on the same database.
 //!
 //! Then a rollout over 10,000 inventory devices in waves, run several times,
 //! printing peak RSS after each run.
 //!
-//! `cargo bench -p cordon-runtime --bench scheduler [-- --iterations N --rollouts N]`
+//! `cargo bench -p cordon-runtime --bench scheduler [-- --iterations N --rollouts N --wasm]`
 //! PostgreSQL is measured when `CORDON_TEST_POSTGRES` (or 127.0.0.1:5432/test) answers.
 
 use std::collections::BTreeMap;
@@ -47,8 +48,74 @@ fn catalog() -> Arc<PluginCatalog> {
     Arc::new(PluginCatalog::new(descriptors).expect("catalog"))
 }
 
+/// What steps call: the plugin `uses`, its `with`, the executor, the catalog.
+struct Steps {
+    uses: &'static str,
+    with: &'static str,
+    executor: Arc<dyn Executor>,
+    catalog: Arc<PluginCatalog>,
+}
+
+fn noop_steps() -> Steps {
+    Steps {
+        uses: "check-health@1",
+        with: "{device: dev}",
+        executor: Arc::new(NoOp),
+        catalog: catalog(),
+    }
+}
+
+/// The real `noop` component (plugins/dist), signed with a throwaway key and
+/// loaded into a sandbox.
+async fn wasm_steps() -> Steps {
+    use cordon_plugin_host::signing::{self, Manifest, SigningKey, TrustedKeys};
+    use cordon_plugin_host::{
+        MemoryFloors, PluginExecutor, PluginFile, Sandbox, SandboxConfig, Services,
+    };
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist/noop.wasm");
+    let bytes = std::fs::read(&path).expect("plugins/dist/noop.wasm (run plugins/build.sh)");
+    let manifest = Manifest {
+        name: "noop".into(),
+        version: "0.1.0".into(),
+        release_counter: 1,
+        digest: signing::digest(&bytes),
+        capabilities: vec![],
+        expires: chrono::Utc::now() + chrono::Duration::days(1),
+    };
+    let file = PluginFile {
+        path,
+        signature: Some(signing::sign(manifest, &key)),
+        bytes,
+    };
+    let sandbox = Sandbox::new(SandboxConfig {
+        trusted_keys: TrustedKeys::new(vec![key.verifying_key()]),
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox");
+    let plugin = sandbox
+        .load(&file, None, &MemoryFloors::default())
+        .await
+        .expect("load noop");
+    let mut descriptors: Vec<PluginDescriptor> = catalog().descriptors().cloned().collect();
+    descriptors.push(plugin.descriptor.clone());
+    let executor = PluginExecutor::new(
+        Arc::new(sandbox),
+        vec![Arc::new(plugin)],
+        Services::default(),
+    );
+    Steps {
+        uses: "noop@0",
+        with: "{message: hi}",
+        executor: Arc::new(executor),
+        catalog: Arc::new(PluginCatalog::new(descriptors).expect("catalog")),
+    }
+}
+
 /// `seq` steps in a chain, or `fan` parallel steps joined by one.
-fn playbook(name: &str, seq: usize, fan: usize) -> String {
+fn playbook(name: &str, seq: usize, fan: usize, steps: &Steps) -> String {
+    let (uses, with) = (steps.uses, steps.with);
     let mut y = format!("cordon: v1\nname: {name}\nversion: 1.0.0\nsteps:\n");
     for i in 0..seq {
         let needs = if i == 0 {
@@ -58,20 +125,17 @@ fn playbook(name: &str, seq: usize, fan: usize) -> String {
         };
         let _ = write!(
             y,
-            "  - id: s{i}\n{needs}    uses: check-health@1\n    with: {{device: dev-{i}}}\n"
+            "  - id: s{i}\n{needs}    uses: {uses}\n    with: {with}\n"
         );
     }
     if fan > 0 {
         for i in 0..fan {
-            let _ = write!(
-                y,
-                "  - id: f{i}\n    uses: check-health@1\n    with: {{device: dev-{i}}}\n"
-            );
+            let _ = write!(y, "  - id: f{i}\n    uses: {uses}\n    with: {with}\n");
         }
         let all: Vec<String> = (0..fan).map(|i| format!("f{i}")).collect();
         let _ = write!(
             y,
-            "  - id: join\n    needs: [{}]\n    uses: check-health@1\n    with: {{device: all}}\n",
+            "  - id: join\n    needs: [{}]\n    uses: {uses}\n    with: {with}\n",
             all.join(", ")
         );
     }
@@ -86,18 +150,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
-    let catalog = catalog();
+async fn bench_backend(label: &str, store: &TestStore, iterations: usize, steps: &Steps) {
+    let catalog = steps.catalog.clone();
     let engine = Engine::new(
         store.store.clone(),
         Arc::new(SystemClock),
-        Arc::new(NoOp),
+        steps.executor.clone(),
         catalog.clone(),
         "bench",
         Duration::from_secs(30),
     );
     // One durable commit on this database, for scale.
-    let yaml = playbook("commit", 1, 0);
+    let yaml = playbook("commit", 1, 0, steps);
     publish(store, &catalog, &yaml).await;
     let run = engine
         .start_run(RunRequest {
@@ -130,7 +194,7 @@ async fn bench_backend(label: &str, store: &TestStore, iterations: usize) {
     );
 
     for (name, seq, fan) in [("seq10", 10, 0), ("seq40", 40, 0), ("fan100", 0, 100)] {
-        let yaml = playbook(name, seq, fan);
+        let yaml = playbook(name, seq, fan, steps);
         publish(store, &catalog, &yaml).await;
         let mut times = Vec::new();
         for i in 0..iterations + 2 {
@@ -279,8 +343,18 @@ async fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
+    let steps = if std::env::args().any(|a| a == "--wasm") {
+        wasm_steps().await
+    } else {
+        noop_steps()
+    };
     println!(
-        "start run + drive to completion, no-op executor, {iterations} iterations (2 warm-up)"
+        "start run + drive to completion, steps call {}, {iterations} iterations (2 warm-up)",
+        if steps.uses == "noop@0" {
+            "the WASM noop plugin"
+        } else {
+            "an in-process no-op executor"
+        }
     );
     let rollouts: usize = std::env::args()
         .skip_while(|a| a != "--rollouts")
@@ -288,12 +362,12 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(3);
     let sqlite = TestStore::sqlite().await.expect("sqlite");
-    bench_backend("sqlite", &sqlite, iterations).await;
+    bench_backend("sqlite", &sqlite, iterations, &steps).await;
     bench_inventory_rollout("sqlite", &sqlite, rollouts).await;
     sqlite.destroy().await.expect("cleanup");
     match TestStore::postgres().await {
         Ok(pg) => {
-            bench_backend("postgres", &pg, iterations).await;
+            bench_backend("postgres", &pg, iterations, &steps).await;
             bench_inventory_rollout("postgres", &pg, rollouts).await;
             pg.destroy().await.expect("cleanup");
         }

@@ -38,6 +38,9 @@ pub struct StepCall {
     pub key: IdempotencyKey,
     /// Record the intended side effects instead of performing them.
     pub dry_run: bool,
+    /// For a plugin: the component digest the run's playbook version pinned
+    /// (`sha256:<hex>`); `None` if the version was published without one.
+    pub pin: Option<String>,
 }
 
 /// Performs steps' actions.

@@ -58,6 +58,9 @@ pub enum StorageError {
         /// The limit.
         limit: u32,
     },
+    /// A bounded store is full (a plugin's scratch entries). Not transient.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     /// Stored data does not decode (a bug or manual tampering). Report it.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

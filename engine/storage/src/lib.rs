@@ -13,6 +13,7 @@ mod error;
 mod inventory;
 mod leases;
 mod migration;
+mod plugin_state;
 mod runs;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -24,5 +25,6 @@ pub use connect::{Backend, Store, default_database_url};
 pub use error::StorageError;
 pub use inventory::DeviceRecord;
 pub use leases::ACTIVE_STATUSES;
+pub use plugin_state::SCRATCH_ENTRIES_PER_RUN;
 pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
 pub use versions::{NewVersion, PluginPin, PublishOutcome, StoredVersion, VersionSummary};

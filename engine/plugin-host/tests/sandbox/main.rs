@@ -2,6 +2,7 @@
 //! (`plugins/build.sh` puts them in `plugins/dist/`): loading and signing,
 //! limits, isolation and host calls.
 
+mod connections;
 mod host_calls;
 mod limits;
 mod loading;

@@ -71,6 +71,8 @@ pub(crate) fn build_call(
         inputs,
         key: IdempotencyKey::new(&snap.record.id, key, number),
         dry_run: snap.record.dry_run,
+        // Set from the prepared version when the call is launched.
+        pin: None,
     })
 }
 

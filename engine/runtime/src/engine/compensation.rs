@@ -162,6 +162,7 @@ fn compensation_call(
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
+    let pin = prep.pin(&uses);
     let call = StepCall {
         run: snap.record.id.clone(),
         step: key.to_string(),
@@ -177,6 +178,7 @@ fn compensation_call(
             .unwrap_or(Value::Null),
         key: IdempotencyKey::new(&snap.record.id, &format!("{key}.compensate"), 1),
         dry_run: snap.record.dry_run,
+        pin,
     };
     Ok((
         key.to_string(),

@@ -13,6 +13,7 @@ use super::snapshot::{Snapshot, stored};
 use super::{Engine, EngineError, Prepared};
 use crate::Timestamp;
 use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
+use crate::executor::Action;
 use crate::machine::Transition;
 use crate::step_state::{StepEvent, StepState, StepWait};
 use cordon_storage::{AttemptChange, ChangeSet, StorageError, TimerChange};
@@ -47,7 +48,10 @@ impl Engine {
         // Executions live in the drive's task set, so they end with the
         // drive: a drive that returns on an error (or is aborted) leaves no
         // execution running behind the lease it gives back.
-        for (step, number, call) in decision.executions {
+        for (step, number, mut call) in decision.executions {
+            if let Action::Plugin(uses) = &call.action {
+                call.pin = prep.pin(uses);
+            }
             inflight.insert((step.clone(), number));
             let executor = self.executor.clone();
             let tx = tx.clone();

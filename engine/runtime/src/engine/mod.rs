@@ -151,6 +151,8 @@ pub(crate) struct Prepared {
     pub(crate) inventory_readers: Vec<String>,
     /// The playbook's limit on concurrent runs.
     pub(crate) concurrency: Option<RunConcurrency>,
+    /// The component digest pinned per `uses:` (`name@major`) at publish time.
+    pub(crate) pins: BTreeMap<String, String>,
 }
 
 impl Prepared {
@@ -161,6 +163,11 @@ impl Prepared {
                 .get(id)
                 .is_some_and(|s| !s.state.status().is_terminal())
         })
+    }
+
+    /// The component digest the version pinned for `uses`, if any.
+    pub(crate) fn pin(&self, uses: &str) -> Option<String> {
+        self.pins.get(uses).cloned()
     }
 
     /// The definition of a step, or of the fan-out step an item key (`id[3]`) belongs to.
@@ -380,6 +387,11 @@ impl Engine {
             timeout,
             inventory_readers,
             concurrency: valid.playbook().concurrency.clone(),
+            pins: version
+                .plugins
+                .iter()
+                .filter_map(|(uses, pin)| Some((uses.clone(), pin.digest.clone()?)))
+                .collect(),
         });
         self.plans
             .lock()

@@ -1,0 +1,290 @@
+//! The plugin author's loop and a node running signed components, as a user
+//! types it: keygen, sign, inspect, publish (pinning the digest), run, dry
+//! run; a tampered or rolled-back component is refused.
+
+mod cli_support;
+
+use std::path::{Path, PathBuf};
+
+use cli_support::{Scratch, text};
+
+/// The built components (`plugins/build.sh`, which tests/run calls).
+fn dist(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/dist")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} missing: run plugins/build.sh",
+        path.display()
+    );
+    path
+}
+
+const ECHO: &str = "cordon: v1
+name: echo
+version: 1.0.0
+steps:
+  - id: first
+    uses: noop@0
+    with: {message: hello}
+  - id: second
+    needs: [first]
+    uses: noop@0
+    with: {message: '${{ steps.first.outputs.message }} again'}
+";
+
+/// A scratch dir with a key pair and a signed copy of `noop`.
+fn signed_noop(release: &str) -> Scratch {
+    let s = Scratch::new();
+    let keygen = s.cordon(&["plugin", "keygen", "--out", "key"]);
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    std::fs::create_dir_all(s.path().join("plugins")).expect("dir");
+    std::fs::copy(dist("noop"), s.path().join("plugins/noop.wasm")).expect("copy");
+    let sign = s.cordon(&[
+        "plugin",
+        "sign",
+        "plugins/noop.wasm",
+        "--key",
+        "key",
+        "--release",
+        release,
+    ]);
+    assert!(sign.status.success(), "{}", text(&sign.stderr));
+    assert!(
+        text(&sign.stdout).contains("signed noop@0.1.0"),
+        "{}",
+        text(&sign.stdout)
+    );
+    s
+}
+
+const NODE: &[&str] = &["--plugins", "plugins", "--trust", "key.pub"];
+
+fn with_node<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    args.iter().copied().chain(NODE.iter().copied()).collect()
+}
+
+#[test]
+fn a_signed_plugin_is_inspected_pinned_and_run() {
+    let s = signed_noop("1");
+    let inspect = s.cordon(&[
+        "plugin",
+        "inspect",
+        "plugins/noop.wasm",
+        "--trust",
+        "key.pub",
+    ]);
+    let shown = text(&inspect.stdout);
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+    assert!(shown.contains("noop@0.1.0"), "{shown}");
+    assert!(shown.contains("valid, signed by trusted key"), "{shown}");
+    assert!(shown.contains("cordon:plugin/types@0.1.0"), "{shown}");
+    let untrusted = s.cordon(&["plugin", "inspect", "plugins/noop.wasm"]);
+    assert!(
+        text(&untrusted.stdout).contains("not checked"),
+        "{}",
+        text(&untrusted.stdout)
+    );
+
+    std::fs::write(s.path().join("echo.yaml"), ECHO).expect("write");
+    let publish = s.cordon(&with_node(&["publish", "echo.yaml"]));
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    let show = s.cordon(&["show", "echo@1.0.0"]);
+    let bytes = std::fs::read(s.path().join("plugins/noop.wasm")).expect("read");
+    let digest = cordon_plugin_host::signing::digest(&bytes);
+    assert!(
+        text(&show.stdout).contains(&digest),
+        "the version pins the digest: {}",
+        text(&show.stdout)
+    );
+
+    let run = s.cordon(&with_node(&["run", "echo", "--wait"]));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let runs = s.cordon(&["runs", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("json");
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    let shown = s.cordon(&["runs", "show", &id, "--json"]);
+    let run: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    let second = run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|step| step["key"] == "second")
+        .expect("second");
+    assert_eq!(second["outputs"]["message"], "hello again", "{run}");
+
+    // A dry run runs the same component; its output carries the plan.
+    let dry = s.cordon(&with_node(&["run", "echo", "--wait", "--dry-run"]));
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+}
+
+#[test]
+fn a_tampered_component_is_refused_and_the_pinned_run_fails_cleanly() {
+    let s = signed_noop("1");
+    std::fs::write(s.path().join("echo.yaml"), ECHO).expect("write");
+    let publish = s.cordon(&with_node(&["publish", "echo.yaml"]));
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    let path = s.path().join("plugins/noop.wasm");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, bytes).expect("write");
+    let run = s.cordon(&with_node(&["run", "echo", "--wait"]));
+    let stderr = text(&run.stderr);
+    assert!(stderr.contains("error[plugin.digest_mismatch]"), "{stderr}");
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "the run fails: {}{stderr}",
+        text(&run.stdout)
+    );
+    // Without the component, noop is not in this node's catalog: the run is
+    // refused as unplannable, and no step ran.
+    let runs = s.cordon(&["runs", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("json");
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    let shown = text(&s.cordon(&["runs", "show", &id]).stdout);
+    assert!(
+        shown.contains("plugin `noop` is not in the catalog"),
+        "{shown}"
+    );
+    assert!(shown.contains("skipped"), "{shown}");
+}
+
+#[test]
+fn an_older_release_is_refused_after_a_newer_one_was_accepted() {
+    let s = signed_noop("5");
+    std::fs::write(s.path().join("echo.yaml"), ECHO).expect("write");
+    // Publishing loads the plugins against the database: release 5 is accepted.
+    let publish = s.cordon(&with_node(&["publish", "echo.yaml"]));
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    let resign = s.cordon(&[
+        "plugin",
+        "sign",
+        "plugins/noop.wasm",
+        "--key",
+        "key",
+        "--release",
+        "4",
+    ]);
+    assert!(resign.status.success(), "{}", text(&resign.stderr));
+    let run = s.cordon(&with_node(&["run", "echo", "--wait"]));
+    let stderr = text(&run.stderr);
+    assert!(stderr.contains("error[plugin.rolled_back]"), "{stderr}");
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stdout));
+}
+
+#[test]
+fn an_unsigned_component_is_never_loaded() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("plugins")).expect("dir");
+    std::fs::copy(dist("noop"), s.path().join("plugins/noop.wasm")).expect("copy");
+    std::fs::write(s.path().join("echo.yaml"), ECHO).expect("write");
+    let validate = s.cordon(&["validate", "echo.yaml", "--plugins", "plugins"]);
+    assert!(
+        text(&validate.stderr).contains("error[plugin.unsigned]"),
+        "{}",
+        text(&validate.stderr)
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_new_plugin_builds_signs_and_runs() {
+    let s = Scratch::new();
+    // A plugin workspace of its own: the SDK and the contract, no other plugin.
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+    let ws = s.path().join("ws");
+    copy_tree(&plugins.join("sdk"), &ws.join("sdk"));
+    copy_tree(&plugins.join("wit"), &ws.join("wit"));
+    std::fs::copy(plugins.join("Cargo.lock"), ws.join("Cargo.lock")).expect("lock");
+    let manifest = std::fs::read_to_string(plugins.join("Cargo.toml")).expect("manifest");
+    let manifest = manifest.replace(
+        r#"members = ["sdk", "fixtures/*", "inspect", "actions/*"]"#,
+        r#"members = ["sdk", "actions/*"]"#,
+    );
+    assert!(
+        manifest.contains(r#"members = ["sdk", "actions/*"]"#),
+        "the workspace's members changed"
+    );
+    std::fs::write(ws.join("Cargo.toml"), manifest).expect("manifest");
+
+    let created = s.cordon(&["plugin", "new", "demo-action", "--dir", "ws"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    // Share the repository's plugin build cache: only the new crate and the SDK compile.
+    let target = plugins.join("target");
+    let built = s.cordon_with(
+        &["plugin", "build", "--dir", "ws", "-p", "demo-action"],
+        &[("CARGO_TARGET_DIR", &target)],
+    );
+    assert!(
+        built.status.success(),
+        "{}{}",
+        text(&built.stdout),
+        text(&built.stderr)
+    );
+    assert!(
+        text(&built.stdout).contains("demo-action@0.1.0"),
+        "{}",
+        text(&built.stdout)
+    );
+
+    let keygen = s.cordon(&["plugin", "keygen", "--out", "key"]);
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    std::fs::create_dir_all(s.path().join("plugins")).expect("dir");
+    std::fs::copy(
+        ws.join("dist/demo-action.wasm"),
+        s.path().join("plugins/demo-action.wasm"),
+    )
+    .expect("copy");
+    let sign = s.cordon(&[
+        "plugin",
+        "sign",
+        "plugins/demo-action.wasm",
+        "--key",
+        "key",
+        "--release",
+        "1",
+    ]);
+    assert!(sign.status.success(), "{}", text(&sign.stderr));
+
+    std::fs::write(
+        s.path().join("demo.yaml"),
+        "cordon: v1\nname: demo\nversion: 1.0.0\nsteps:\n  - id: act\n    uses: demo-action@0\n    with: {device: plc-1}\n",
+    )
+    .expect("write");
+    let publish = s.cordon(&with_node(&["publish", "demo.yaml"]));
+    assert!(
+        publish.status.success(),
+        "{}{}",
+        text(&publish.stdout),
+        text(&publish.stderr)
+    );
+    let run = s.cordon(&with_node(&["run", "demo", "--wait"]));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+}
