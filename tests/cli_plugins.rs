@@ -34,29 +34,38 @@ steps:
     with: {message: '${{ steps.first.outputs.message }} again'}
 ";
 
-/// A scratch dir with a key pair and a signed copy of `noop`.
-fn signed_noop(release: &str) -> Scratch {
+/// A scratch dir with a key pair and signed copies of these components
+/// (from `plugins/dist`) in `plugins/`.
+fn signed(components: &[&str], release: &str) -> Scratch {
     let s = Scratch::new();
     let keygen = s.cordon(&["plugin", "keygen", "--out", "key"]);
     assert!(keygen.status.success(), "{}", text(&keygen.stderr));
     std::fs::create_dir_all(s.path().join("plugins")).expect("dir");
-    std::fs::copy(dist("noop"), s.path().join("plugins/noop.wasm")).expect("copy");
-    let sign = s.cordon(&[
-        "plugin",
-        "sign",
-        "plugins/noop.wasm",
-        "--key",
-        "key",
-        "--release",
-        release,
-    ]);
-    assert!(sign.status.success(), "{}", text(&sign.stderr));
-    assert!(
-        text(&sign.stdout).contains("signed noop@0.1.0"),
-        "{}",
-        text(&sign.stdout)
-    );
+    for name in components {
+        let file = format!("plugins/{name}.wasm");
+        std::fs::copy(dist(name), s.path().join(&file)).expect("copy");
+        let sign = s.cordon(&[
+            "plugin",
+            "sign",
+            &file,
+            "--key",
+            "key",
+            "--release",
+            release,
+        ]);
+        assert!(sign.status.success(), "{}", text(&sign.stderr));
+        assert!(
+            text(&sign.stdout).contains(&format!("signed {name}@0.1.0")),
+            "{}",
+            text(&sign.stdout)
+        );
+    }
     s
+}
+
+/// A scratch dir with a key pair and a signed copy of `noop`.
+fn signed_noop(release: &str) -> Scratch {
+    signed(&["noop"], release)
 }
 
 const NODE: &[&str] = &["--plugins", "plugins", "--trust", "key.pub"];
@@ -286,5 +295,58 @@ fn a_new_plugin_builds_signs_and_runs() {
         "{}{}",
         text(&run.stdout),
         text(&run.stderr)
+    );
+}
+
+#[test]
+fn a_dry_run_prints_its_plan_and_connects_to_nothing() {
+    let s = signed(&["fixture-host-calls"], "1");
+    // The "broker" is a listener that counts connections: a dry run must make none.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let config = format!(
+        "plugins:\n  dirs: [plugins]\n  trusted_keys: [key.pub]\n  grants:\n    fixture-host-calls: [mqtt:fleet-broker]\n  limits: {{timeout_ms: 3000}}\nconnections:\n  fleet-broker: {{kind: mqtt, host: 127.0.0.1, port: {port}}}\n"
+    );
+    std::fs::write(s.path().join("cordon.yaml"), config).expect("config");
+    std::fs::write(
+        s.path().join("publish.yaml"),
+        "cordon: v1\nname: publish\nversion: 1.0.0\nsteps:\n  - id: tell\n    uses: fixture-host-calls@0\n    with: {mode: publish-ignoring-dry-run}\n",
+    )
+    .expect("playbook");
+    let publish = s.cordon(&["publish", "publish.yaml", "--config", "cordon.yaml"]);
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    let dry = s.cordon(&[
+        "run",
+        "publish",
+        "--dry-run",
+        "--wait",
+        "--config",
+        "cordon.yaml",
+    ]);
+    let progress = text(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{progress}");
+    assert!(progress.contains("plan (nothing was sent"), "{progress}");
+    assert!(progress.contains("mqtt.publish"), "{progress}");
+    assert!(
+        progress.contains("fleet-broker:cordon/fixture/publish"),
+        "{progress}"
+    );
+    let accepted = |listener: &std::net::TcpListener| {
+        let mut n = 0;
+        while listener.accept().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(accepted(&listener), 0, "a dry run connected to the broker");
+    // The same run for real does reach the configured address (not a
+    // broker: the fixture reports the host's error as its output), so the
+    // configuration was live and only the dry run held back.
+    let real = s.cordon(&["run", "publish", "--wait", "--config", "cordon.yaml"]);
+    assert!(real.status.code().is_some(), "{}", text(&real.stderr));
+    assert!(
+        accepted(&listener) >= 1,
+        "the real run never tried the broker"
     );
 }

@@ -11,7 +11,7 @@
 //!     isolate: [mqtt:fleet-broker, inventory:read, state:run]
 //!   limits: {memory_mib: 64, timeout_ms: 30000, output_kib: 1024}
 //! connections:
-//!   fleet-broker: {kind: mqtt, host: 127.0.0.1, port: 8883, username: cordon, password: "…"}
+//!   fleet-broker: {kind: mqtt, host: 127.0.0.1, port: 8883, username: cordon, password: "…", tls: {ca_file: /etc/cordon/ca.pem}}
 //!   fleet-ca: {kind: http, base_url: "https://127.0.0.1:9443/api", headers: {authorization: "Bearer …"}}
 //! ```
 

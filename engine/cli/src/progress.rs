@@ -72,8 +72,51 @@ pub async fn drive_and_show(node: &Node, id: &str) -> anyhow::Result<Waited> {
             record.state.status,
             started.elapsed().as_secs_f64()
         ));
+        if record.dry_run {
+            say("plan (nothing was sent; what each step would do):");
+            for line in plan(&record) {
+                say(&format!("  {line}"));
+            }
+        }
     }
     Ok(outcome)
+}
+
+/// A dry run's plan: every intent of every step, in step order, one line
+/// each (`step  kind  target  detail`). Plugins declare intents, and the
+/// host records every side-effecting call it refused in the dry run.
+pub fn plan(record: &RunRecord) -> Vec<String> {
+    let mut lines = Vec::new();
+    for step in &record.steps {
+        let intents = step
+            .outputs
+            .as_ref()
+            .and_then(|o| o.get("_plan"))
+            .and_then(serde_json::Value::as_array);
+        for intent in intents.into_iter().flatten() {
+            let text = |k: &str| {
+                intent
+                    .get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let detail = intent
+                .get("detail")
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            lines.push(format!(
+                "{:<24} {:<20} {:<32} {detail}",
+                step.key,
+                text("kind"),
+                text("target")
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("(no step declared or attempted a side effect)".into());
+    }
+    lines
 }
 
 /// Shows the run's changes until reading it fails.

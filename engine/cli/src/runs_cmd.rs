@@ -202,6 +202,10 @@ async fn show(store: &Store, id: &str, as_json: bool, out: &mut Output) -> anyho
     writeln!(o, "updated   {}", record.updated_at.to_rfc3339())?;
     if record.dry_run {
         writeln!(o, "dry run   yes: plugins record what they would do")?;
+        writeln!(o, "plan")?;
+        for line in crate::progress::plan(&record) {
+            writeln!(o, "  {line}")?;
+        }
     }
     writeln!(o, "trigger   {}", record.trigger)?;
     writeln!(o, "inputs    {}", serde_json::to_string(&record.inputs)?)?;

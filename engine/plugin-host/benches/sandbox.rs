@@ -1,9 +1,16 @@
 //! Sandbox benchmark: what one plugin call costs once the component is
 //! loaded (a fresh instance from the pre-linked `InstancePre` + the call),
-//! and what loading costs cold (compile) and warm (the compiled cache).
+//! what loading costs cold (compile) and warm (the compiled cache), and
+//! what one call on a named connection costs on loopback (a private
+//! Mosquitto and an HTTP listener, as in the tests).
 //!
 //! `cargo bench -p cordon-plugin-host --bench sandbox [-- --calls N]`
-//! Needs the components in `plugins/dist/` (`plugins/build.sh`).
+//! Needs the components in `plugins/dist/` (`plugins/build.sh`) and `mosquitto`.
+
+// The tests' servers (a private Mosquitto, a recording HTTP listener).
+#[path = "../tests/sandbox/support.rs"]
+#[allow(dead_code, reason = "the bench uses only the servers")]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +18,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use cordon_plugin_host::signing::{self, Manifest, SigningKey, TrustedKeys};
 use cordon_plugin_host::{
-    Grants, Invocation, MemoryFloors, PluginFile, Sandbox, SandboxConfig, Services,
+    ConnectionHub, Connections as _, ConnectionsConfig, Grants, HttpRequest, Invocation,
+    MemoryFloors, MqttQos, PluginFile, Sandbox, SandboxConfig, Services,
 };
 use serde_json::json;
 
@@ -145,5 +153,62 @@ async fn main() {
         micros(percentile(&times, 0.99)),
         micros(*times.last().expect("calls")),
         calls as f64 / total.as_secs_f64()
+    );
+
+    connections(calls.min(1000)).await;
+}
+
+/// One MQTT publish (QoS 1, its own session: connect, publish, ack,
+/// disconnect) and one HTTP GET (pooled client), each `calls` times.
+async fn connections(calls: usize) {
+    let broker = support::Mosquitto::start();
+    let server = support::HttpServer::start();
+    let config: ConnectionsConfig = serde_json::from_value(json!({"connections": {
+        "fleet-broker": {"kind": "mqtt", "host": "127.0.0.1", "port": broker.port()},
+        "fleet-ca": {"kind": "http", "base_url": format!("http://127.0.0.1:{}/api", server.port())},
+    }}))
+    .expect("config");
+    let hub = ConnectionHub::new(&config).expect("hub");
+    let second = Duration::from_secs(1);
+    let mut mqtt = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let start = Instant::now();
+        hub.mqtt_publish(
+            "fleet-broker".into(),
+            "cordon/bench".into(),
+            i.to_string().into_bytes(),
+            MqttQos::AtLeastOnce,
+            false,
+            second,
+        )
+        .await
+        .expect("published");
+        mqtt.push(start.elapsed());
+    }
+    let mut http = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let request = HttpRequest {
+            method: "GET",
+            path: "/health".into(),
+            headers: vec![],
+            body: vec![],
+        };
+        let start = Instant::now();
+        hub.http_send("fleet-ca".into(), request, second)
+            .await
+            .expect("answered");
+        http.push(start.elapsed());
+    }
+    mqtt.sort();
+    http.sort();
+    println!(
+        "mqtt publish QoS 1 (own session), {calls} calls: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&mqtt, 0.5).as_secs_f64() * 1e3,
+        percentile(&mqtt, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "http GET (pooled client), {calls} calls: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&http, 0.5).as_secs_f64() * 1e3,
+        percentile(&http, 0.99).as_secs_f64() * 1e3
     );
 }

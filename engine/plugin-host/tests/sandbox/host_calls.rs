@@ -31,29 +31,6 @@ async fn a_denied_call_denies_the_attempt_even_if_the_plugin_returns_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dry_run_records_the_publish_and_sends_nothing() {
-    let sandbox = sandbox(limits(), granted());
-    let plugin = load(&sandbox, "fixture-host-calls", &["mqtt:fleet-broker"]).await;
-    let mut call = invocation(json!({"mode": "publish-ignoring-dry-run"}));
-    call.dry_run = true;
-    let outcome = sandbox.execute(&plugin, call).await;
-    let output = outcome
-        .result
-        .expect("the plugin reports the host's answer");
-    assert!(
-        output["host_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("dry")),
-        "{output}"
-    );
-    let intents = &outcome.record.intents;
-    assert_eq!(intents.len(), 1, "{intents:?}");
-    assert_eq!(intents[0].kind, "mqtt.publish");
-    assert_eq!(intents[0].target, "fleet-broker:cordon/fixture/publish");
-    assert!(intents[0].by_host);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn log_floods_are_bounded_and_counted() {
     let sandbox = sandbox(limits(), granted());
     let plugin = load(&sandbox, "fixture-host-calls", &["mqtt:fleet-broker"]).await;

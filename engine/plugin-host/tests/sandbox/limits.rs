@@ -160,3 +160,13 @@ async fn input_that_breaks_the_schema_is_refused_before_the_call() {
     assert!(!error.retryable);
     assert!(error.message.contains("schema"), "{}", error.message);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_that_breaks_the_declared_schema_is_invalid_output() {
+    let (sandbox, plugin) = baseline(limits()).await;
+    let declared = &plugin.descriptor.output_schema["properties"]["percent"];
+    assert_eq!(declared["maximum"], json!(100), "{declared}");
+    let (kind, message, _) = fails(&sandbox, &plugin, json!({"mode": "bad-output"})).await;
+    assert_eq!(kind, ErrorKind::InvalidOutput, "{message}");
+    assert!(message.contains("/percent"), "{message}");
+}
