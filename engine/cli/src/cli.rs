@@ -79,6 +79,9 @@ pub enum Command {
     /// Write, build, sign and inspect plugins (signed WebAssembly components).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The tamper-evident audit log: export, verify offline, prove, query.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -90,6 +93,82 @@ pub enum Command {
         /// A code such as `G203`; without one, the whole reference is printed as Markdown.
         code: Option<String>,
     },
+}
+
+/// `cordon audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Export events and signed checkpoints as JSON Lines (signs a checkpoint first, so all is covered).
+    ///
+    /// The whole log, or with a filter the matching events each with an inclusion proof.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Print the checkpoint-signing public key (signed-note format), for auditors to keep out of band.
+    Pubkey,
+    /// Check an export offline: every hash, the chain, the roots, the signatures, the consistency
+    /// between checkpoints (or each inclusion proof). Needs no database. Exit 0 valid, 1 not.
+    Verify {
+        /// The export (`-` for standard input).
+        file: PathBuf,
+        /// The public key file (`cordon audit pubkey > audit.pub`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// An inclusion proof of one event against a signed checkpoint, as an export `verify` checks.
+    Prove {
+        /// The event's sequence number.
+        seq: u64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List events, oldest first.
+    Query {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a checkpoint over the log now (nodes also sign after runs and periodically).
+    Checkpoint {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Which audit events.
+#[derive(Debug, Args)]
+pub struct AuditFilterArgs {
+    /// Only this run's events.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Only this device's events.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Only this actor's events (`user:alice`, `node:NAME`).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events from this time on (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+impl AuditFilterArgs {
+    /// Whether anything narrows the selection.
+    pub fn is_filtered(&self) -> bool {
+        self.run.is_some()
+            || self.device.is_some()
+            || self.actor.is_some()
+            || self.since.is_some()
+            || self.limit.is_some()
+    }
 }
 
 /// `cordon plugin …`: the plugin author's loop.

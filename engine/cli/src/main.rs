@@ -1,5 +1,7 @@
 //! `cordon`: incident-response playbooks for IoT and OT fleets.
 
+mod audit;
+mod audit_cmd;
 mod catalog;
 mod cli;
 mod config;
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         Command::Rerun(args) => runs_cmd::rerun(&args, &mut out),
         Command::Worker(args) => worker_cmd::run(&args),
         Command::Plugin(command) => plugin_cmd::run(&command, &mut out),
+        Command::Audit(command) => audit_cmd::run(&command, &mut out),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

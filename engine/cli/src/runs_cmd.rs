@@ -93,7 +93,13 @@ pub fn run(args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
 /// Drives a run here until it finishes and turns its outcome into an exit code.
 async fn finish(node: &Node, id: &str, out: &mut Output) -> anyhow::Result<u8> {
     match drive_and_show(node, id).await? {
-        Waited::Finished(status) => Ok(exit_code(status)),
+        Waited::Finished(status) => {
+            // A signed checkpoint at the end of each run.
+            if let Err(e) = crate::audit::Auditor::open()?.checkpoint(&node.store).await {
+                writeln!(out.stderr, "warning: no audit checkpoint signed: {e:#}")?;
+            }
+            Ok(exit_code(status))
+        }
         Waited::Interrupted(status) => {
             writeln!(
                 out.stderr,
@@ -339,7 +345,7 @@ pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow:
         let result = match action {
             Control::Cancel => node.engine.cancel(&args.id, &node.actor).await,
             Control::Pause => node.engine.pause(&args.id, &node.actor).await,
-            Control::Resume => node.engine.resume(&args.id).await,
+            Control::Resume => node.engine.resume(&args.id, &node.actor).await,
         };
         let status = result.map_err(refusal)?;
         let verb = action.verb();

@@ -44,11 +44,38 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<u8> {
             capacity: args.capacity,
             grace: args.grace.get(),
         };
-        node.engine.work(stop_signal(), options).await?;
+        let auditor = crate::audit::Auditor::open()?;
+        let work = node.engine.work(stop_signal(), options);
+        // Checkpoints while working: every few seconds when the log grew,
+        // so a finished run is covered by a signed checkpoint soon after.
+        let checkpoints = async {
+            loop {
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
+                match auditor.checkpoint(&node.store).await {
+                    Ok(Some(c)) => {
+                        tracing::info!(size = c.size, root = %c.root, "audit checkpoint signed")
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("audit checkpoint refused: {e:#}"),
+                }
+            }
+        };
+        tokio::select! {
+            worked = work => worked?,
+            // The loop never ends; select! needs an arm for it.
+            () = checkpoints => {}
+        }
+        // A last one for what the final drives wrote.
+        if let Err(e) = auditor.checkpoint(&node.store).await {
+            tracing::error!("audit checkpoint refused: {e:#}");
+        }
         tracing::info!(node = %node.name, "worker stopped");
         Ok(exit::OK)
     })
 }
+
+/// How often a worker signs a checkpoint when the log grew.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Completes on the first SIGINT or SIGTERM.
 async fn stop_signal() {

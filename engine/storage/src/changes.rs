@@ -93,6 +93,9 @@ pub struct ChangeSet {
     /// The run starts now: admit it only if its concurrency key has a free
     /// slot under this limit (else [`StorageError::AtCapacity`], nothing written).
     pub admit: Option<u32>,
+    /// Who caused the change (`user:alice`), for its audit events; by
+    /// default the node that commits it (`node:NAME`), or `engine`.
+    pub actor: Option<String>,
 }
 
 /// A stored attempt.
@@ -330,6 +333,16 @@ impl Store {
                 }
             }
         }
+        // The change's audit events, in the same transaction: no transition
+        // without its record, no record without its transition.
+        let actor = holder.map_or_else(|| "engine".to_string(), |n| format!("node:{n}"));
+        crate::audit::append(
+            &txn,
+            self.backend(),
+            &crate::audit::events_of(run_id, changes, &actor),
+            now,
+        )
+        .await?;
         fail::fail_point!("store.commit.before");
         txn.commit().await?;
         fail::fail_point!("store.commit.after");

@@ -61,6 +61,10 @@ pub enum StorageError {
     /// A bounded store is full (a plugin's scratch entries). Not transient.
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// The audit log was changed behind Cordon's back (an event edited,
+    /// removed or reordered): nothing is signed over it. Investigate.
+    #[error("audit log tampered with: {0}")]
+    AuditTampered(String),
     /// Stored data does not decode (a bug or manual tampering). Report it.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -5,6 +5,7 @@
 //! is written in one transaction per change, so a crash leaves either the
 //! old state or the new one, never half of each.
 
+mod audit;
 mod changes;
 mod concurrency;
 mod connect;
@@ -19,6 +20,7 @@ mod runs;
 pub mod testing;
 mod versions;
 
+pub use audit::{CheckpointRecord, EventFilter, NewEvent, StoredEvent};
 pub use changes::{AttemptChange, AttemptRecord, ChangeSet, StepChange, TimerChange, TimerRecord};
 pub use concurrency::Concurrency;
 pub use connect::{Backend, Store, default_database_url};

@@ -207,6 +207,27 @@ impl Store {
             new.now,
         )
         .await?;
+        let actor = new
+            .trigger
+            .get("by")
+            .and_then(Value::as_str)
+            .map_or_else(|| "engine".to_string(), |by| format!("user:{by}"));
+        let created = crate::audit::NewEvent {
+            actor,
+            kind: "run.created".into(),
+            run: Some(new.id.clone()),
+            step: None,
+            device: new
+                .inputs
+                .get("device")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            data: serde_json::json!({
+                "playbook": new.playbook, "version": new.version, "digest": version.digest,
+                "inputs": new.inputs, "trigger": new.trigger, "dry_run": new.dry_run, "drill": new.drill,
+            }),
+        };
+        crate::audit::append(&txn, self.backend(), &[created], new.now).await?;
         fail::fail_point!("store.create_run.before");
         txn.commit().await?;
         fail::fail_point!("store.create_run.after");

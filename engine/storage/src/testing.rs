@@ -143,3 +143,24 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+impl Store {
+    /// Edits a stored audit event's body in place, as an attacker with
+    /// database access would (the leaf and the chain are left as they were).
+    pub async fn tamper_with_audit_event_for_tests(&self, seq: u64) -> Result<(), StorageError> {
+        use sea_orm::ConnectionTrait as _;
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query};
+        let update = Query::update()
+            .table(Alias::new("audit_events"))
+            .value(
+                Alias::new("body"),
+                Expr::cust("REPLACE(body, 'run.created', 'run.forged')"),
+            )
+            .and_where(Expr::col(Alias::new("seq")).eq(i64::try_from(seq).unwrap_or(i64::MAX)))
+            .to_owned();
+        self.db
+            .execute_raw(self.db.get_database_backend().build(&update))
+            .await?;
+        Ok(())
+    }
+}

@@ -92,6 +92,7 @@ fn start_a() -> ChangeSet {
             purpose: "timeout".into(),
         }],
         admit: None,
+        actor: None,
     }
 }
 
@@ -143,6 +144,7 @@ on_both_backends!(
             }],
             timers: vec![TimerChange::Spend { id: timers[0].id }],
             admit: None,
+            actor: None,
         };
         assert_eq!(
             store.commit("r1", 2, &finish, at(5)).await.expect("commit"),
@@ -416,5 +418,109 @@ on_both_backends!(
             store.commit_as(Some("n2"), "r1", 2, &bump, at(14)).await,
             Err(StorageError::StaleRevision { .. })
         ));
+    }
+);
+
+on_both_backends!(
+    every_change_is_audited_in_its_own_transaction,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1"]).await;
+        let created = store.audit_size().await.expect("size");
+        assert_eq!(created, 1, "run.created");
+        store
+            .commit_as(Some("n1"), "r1", 1, &start_a(), at(1))
+            .await
+            .expect_err("no lease: fenced");
+        assert_eq!(
+            store.audit_size().await.expect("size"),
+            1,
+            "a refused commit records nothing"
+        );
+        store
+            .commit("r1", 1, &start_a(), at(1))
+            .await
+            .expect("commit");
+        // The run, the step, the attempt and the timer: four events, chained.
+        let events = store
+            .audit_events(&cordon_storage::EventFilter::default())
+            .await
+            .expect("events");
+        let kinds: Vec<&str> = events.iter().map(|e| e.event.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "run.created",
+                "run.running",
+                "step.running",
+                "attempt.started",
+                "timer.armed"
+            ]
+        );
+        for pair in events.windows(2) {
+            assert_eq!(pair[1].event.prev, pair[0].leaf, "chained");
+            assert_eq!(pair[1].event.seq, pair[0].event.seq + 1);
+        }
+        assert_eq!(events[3].event.data["idempotency_key"], "r1/a/1");
+        assert_eq!(events[1].event.actor, "engine");
+        // A stale revision writes neither the change nor its events.
+        store
+            .commit("r1", 1, &start_a(), at(2))
+            .await
+            .expect_err("stale");
+        assert_eq!(store.audit_size().await.expect("size"), 5);
+    }
+);
+
+on_both_backends!(
+    checkpoints_cover_the_log_and_refuse_a_tampered_one,
+    |store: Store| async move {
+        run_with_steps(&store, &["r1", "r2"]).await;
+        let sign = |size: u64, root: &cordon_audit::Hash| format!("{size} {}", hex::encode(root));
+        let first = store
+            .checkpoint(sign, at(3))
+            .await
+            .expect("sign")
+            .expect("new");
+        assert_eq!(first.size, 2);
+        let leaves = store.audit_leaves(2).await.expect("leaves");
+        assert_eq!(first.root, hex::encode(cordon_audit::root(&leaves)));
+        assert_eq!(
+            store.checkpoint(sign, at(4)).await.expect("sign"),
+            None,
+            "nothing new to cover"
+        );
+        store
+            .commit("r1", 1, &start_a(), at(5))
+            .await
+            .expect("commit");
+        let second = store
+            .checkpoint(sign, at(6))
+            .await
+            .expect("sign")
+            .expect("new");
+        assert_eq!(second.size, 6);
+        assert_eq!(store.checkpoints().await.expect("list").len(), 2);
+        // Someone edits a stored event behind Cordon's back: nothing more is signed.
+        store
+            .tamper_with_audit_event_for_tests(1)
+            .await
+            .expect("tamper");
+        let mut start_r2 = start_a();
+        if let Some(AttemptChange::Start {
+            idempotency_key, ..
+        }) = start_r2.attempts.first_mut()
+        {
+            *idempotency_key = "r2/a/1".into();
+        }
+        store
+            .commit("r2", 1, &start_r2, at(7))
+            .await
+            .expect("commit");
+        let refused = store.checkpoint(sign, at(8)).await.expect_err("tampered");
+        assert!(
+            matches!(refused, StorageError::AuditTampered(_)),
+            "{refused}"
+        );
+        assert_eq!(store.checkpoints().await.expect("list").len(), 2);
     }
 );

@@ -17,19 +17,21 @@ impl Engine {
     /// resumed (attempts in flight finish and are recorded). Returns the
     /// run's status afterwards; a run that cannot be paused is left as it is.
     pub async fn pause(&self, run_id: &str, by: &str) -> Result<RunStatus, EngineError> {
-        self.move_run(run_id, |_| RunEvent::Pause { by: by.to_string() })
+        self.move_run(run_id, by, |_| RunEvent::Pause { by: by.to_string() })
             .await
     }
 
     /// Releases a paused run; the next `drive` carries on where it stopped.
-    pub async fn resume(&self, run_id: &str) -> Result<RunStatus, EngineError> {
-        self.move_run(run_id, |_| RunEvent::Resume).await
+    /// `by` is recorded as the actor of the audit event.
+    pub async fn resume(&self, run_id: &str, by: &str) -> Result<RunStatus, EngineError> {
+        self.move_run(run_id, by, |_| RunEvent::Resume).await
     }
 
     /// Feeds one run event and commits it, re-reading on concurrent changes.
     async fn move_run(
         &self,
         run_id: &str,
+        by: &str,
         event: impl Fn(&Snapshot) -> RunEvent,
     ) -> Result<RunStatus, EngineError> {
         loop {
@@ -39,6 +41,7 @@ impl Engine {
             };
             let changes = ChangeSet {
                 run: Some(stored(state.status().as_str(), &state)),
+                actor: Some(format!("user:{by}")),
                 ..ChangeSet::default()
             };
             match self
@@ -76,7 +79,8 @@ impl Engine {
             let mut decision = Decision::default();
             decision.changes.run = Some(stored(state.status().as_str(), &state));
             compensation::end_open_steps(&snap, &mut decision, now, compensate)?;
-            let changes = decision.changes;
+            let mut changes = decision.changes;
+            changes.actor = Some(format!("user:{by}"));
             match self
                 .store
                 .commit(run_id, snap.record.revision, &changes, now)

@@ -449,7 +449,7 @@ on_both_backends!(
         );
         assert_eq!(executor.calls().len(), 1);
         assert_eq!(
-            engine.resume(&run).await.expect("resume"),
+            engine.resume(&run, "bob").await.expect("resume"),
             RunStatus::Running
         );
         assert_eq!(

@@ -6,6 +6,7 @@ mod m0001_playbook_versions;
 mod m0002_runs;
 mod m0003_run_concurrency;
 mod m0004_plugin_state;
+mod m0005_audit;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_runs::Migration),
             Box::new(m0003_run_concurrency::Migration),
             Box::new(m0004_plugin_state::Migration),
+            Box::new(m0005_audit::Migration),
         ]
     }
 }
