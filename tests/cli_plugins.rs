@@ -129,6 +129,33 @@ fn a_signed_plugin_is_inspected_pinned_and_run() {
         .expect("second");
     assert_eq!(second["outputs"]["message"], "hello again", "{run}");
 
+    // The audit log holds each call before it ran (with the pinned digest
+    // and the inputs), then what the plugin left behind.
+    let audit = s.cordon(&["audit", "query", "--run", &id, "--json"]);
+    let events: serde_json::Value = serde_json::from_slice(&audit.stdout).expect("json");
+    let of_kind = |kind: &str| -> Vec<serde_json::Value> {
+        events
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let calls = of_kind("attempt.call");
+    assert_eq!(calls.len(), 2, "{events}");
+    assert_eq!(calls[0]["data"]["action"], "noop@0");
+    assert_eq!(calls[0]["data"]["pin"], digest.as_str());
+    assert_eq!(calls[1]["data"]["inputs"]["message"], "hello again");
+    let outcomes = of_kind("plugin.outcome");
+    assert_eq!(outcomes.len(), 2, "{events}");
+    assert_eq!(outcomes[0]["actor"], "plugin:noop");
+    let seq = |e: &serde_json::Value| e["seq"].as_u64().expect("seq");
+    assert!(
+        seq(&calls[0]) < seq(&outcomes[0]),
+        "the call is recorded before its outcome"
+    );
+
     // A dry run runs the same component; its output carries the plan.
     let dry = s.cordon(&with_node(&["run", "echo", "--wait", "--dry-run"]));
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));

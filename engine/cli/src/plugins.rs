@@ -11,13 +11,13 @@ use anyhow::Context as _;
 use cordon_playbook::{PluginCatalog, PluginDescriptor};
 use cordon_plugin_host::signing::TrustedKeys;
 use cordon_plugin_host::{
-    ConnectionHub, ConnectionsConfig, DeviceDirectory, MemoryFloors, PluginExecutor, PluginFile,
-    ReleaseFloors, Sandbox, SandboxConfig, ScratchStore, Services,
+    AuditSink, ConnectionHub, ConnectionsConfig, DeviceDirectory, MemoryFloors, Outcome,
+    PluginExecutor, PluginFile, ReleaseFloors, Sandbox, SandboxConfig, ScratchStore, Services,
 };
 use cordon_runtime::evaluate::Inventory as _;
-use cordon_runtime::executor::{BoxFuture, Executor};
+use cordon_runtime::executor::{BoxFuture, Executor, StepCall};
 use cordon_runtime::inventory::StoredInventory;
-use cordon_storage::{DeviceRecord, Store};
+use cordon_storage::{DeviceRecord, NewEvent, Store};
 use serde_json::{Value, json};
 
 use crate::catalog::builtin_descriptors;
@@ -139,7 +139,11 @@ pub async fn load(args: &CatalogArgs, store: Option<&Store>) -> anyhow::Result<P
             },
             None => Services::default(),
         };
-        Some(PluginExecutor::new(Arc::new(sandbox), loaded, services))
+        let executor = PluginExecutor::new(Arc::new(sandbox), loaded, services);
+        Some(match store {
+            Some(store) => executor.with_audit(Arc::new(StoreAudit(store.clone()))),
+            None => executor,
+        })
     };
     Ok(Plugins {
         catalog: PluginCatalog::new(descriptors)?,
@@ -182,6 +186,51 @@ impl Plugins {
 fn replace(descriptors: &mut Vec<PluginDescriptor>, descriptor: PluginDescriptor) {
     descriptors.retain(|d| !(d.name == descriptor.name && d.version == descriptor.version));
     descriptors.push(descriptor);
+}
+
+/// Plugin outcomes into the audit log: what the call declared and logged,
+/// and any denial, as one event per call.
+#[derive(Debug)]
+struct StoreAudit(Store);
+
+impl AuditSink for StoreAudit {
+    fn record(
+        &self,
+        plugin: &str,
+        call: &StepCall,
+        outcome: &Outcome,
+    ) -> BoxFuture<Result<(), String>> {
+        let store = self.0.clone();
+        let record = &outcome.record;
+        let event = NewEvent {
+            actor: format!("plugin:{plugin}"),
+            kind: "plugin.outcome".into(),
+            run: Some(call.run.clone()),
+            step: Some(call.step.clone()),
+            device: call
+                .inputs
+                .get("device")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            data: json!({
+                "idempotency_key": call.key.as_str(),
+                "ok": outcome.result.is_ok(),
+                "error": outcome.result.as_ref().err(),
+                "intents": record.intents,
+                "logs": record.logs,
+                "logs_dropped": record.logs_dropped,
+                "denied": record.denied,
+                "stderr": record.stderr,
+                "elapsed_ms": outcome.elapsed.as_secs_f64() * 1e3,
+            }),
+        };
+        Box::pin(async move {
+            store
+                .append_events(&[event], chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 #[derive(Debug)]

@@ -13,6 +13,18 @@ use crate::invoke::{Invocation, Outcome};
 use crate::load::LoadedPlugin;
 use crate::sandbox::Sandbox;
 
+/// Where what a call left behind (its intents, logs, a denial, stderr) is
+/// recorded once it returns: the audit log.
+pub trait AuditSink: Send + Sync + std::fmt::Debug {
+    /// Records the outcome of `call` of plugin `plugin`.
+    fn record(
+        &self,
+        plugin: &str,
+        call: &StepCall,
+        outcome: &Outcome,
+    ) -> BoxFuture<Result<(), String>>;
+}
+
 /// Runs plugin steps in the sandbox; `notify` steps go to `notifier`, if any.
 #[derive(Debug, Clone)]
 pub struct PluginExecutor {
@@ -20,6 +32,7 @@ pub struct PluginExecutor {
     plugins: Vec<Arc<LoadedPlugin>>,
     services: Services,
     notifier: Option<Arc<dyn Executor>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl PluginExecutor {
@@ -34,7 +47,14 @@ impl PluginExecutor {
             plugins,
             services,
             notifier: None,
+            audit: None,
         }
+    }
+
+    /// Records every call's outcome in `sink`.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> PluginExecutor {
+        self.audit = Some(sink);
+        self
     }
 
     /// Sends `notify` steps to `notifier`.
@@ -138,9 +158,18 @@ impl Executor for PluginExecutor {
         };
         let sandbox = self.sandbox.clone();
         let invocation = self.invocation(&call);
+        let audit = self.audit.clone();
         Box::pin(async move {
             let dry_run = invocation.dry_run;
-            finish(sandbox.execute(&plugin, invocation).await, dry_run)
+            let outcome = sandbox.execute(&plugin, invocation).await;
+            if let Some(audit) = audit
+                && let Err(e) = audit.record(&plugin.manifest.name, &call, &outcome).await
+            {
+                // The effect has happened; its result is still committed
+                // with the attempt (and the call was recorded before it ran).
+                tracing::error!(run = %call.run, step = %call.step, "cannot record the plugin's outcome in the audit log: {e}");
+            }
+            finish(outcome, dry_run)
         })
     }
 

@@ -33,7 +33,7 @@ pub use connections::{
     MqttTlsConfig, Secret,
 };
 pub use error::LoadError;
-pub use executor::PluginExecutor;
+pub use executor::{AuditSink, PluginExecutor};
 pub use host::{
     AttemptRecord, Connections, DeviceDirectory, HostFailure, HttpRequest, HttpResponse, Intent,
     LogEntry, MqttMessage, MqttQos, ScratchStore, Services,

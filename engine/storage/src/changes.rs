@@ -96,6 +96,10 @@ pub struct ChangeSet {
     /// Who caused the change (`user:alice`), for its audit events; by
     /// default the node that commits it (`node:NAME`), or `engine`.
     pub actor: Option<String>,
+    /// Audit events beyond those derived from the changes themselves (what
+    /// a starting attempt will call, with its inputs); an empty actor is
+    /// filled in like the derived events'.
+    pub events: Vec<crate::audit::NewEvent>,
 }
 
 /// A stored attempt.
@@ -336,13 +340,14 @@ impl Store {
         // The change's audit events, in the same transaction: no transition
         // without its record, no record without its transition.
         let actor = holder.map_or_else(|| "engine".to_string(), |n| format!("node:{n}"));
-        crate::audit::append(
-            &txn,
-            self.backend(),
-            &crate::audit::events_of(run_id, changes, &actor),
-            now,
-        )
-        .await?;
+        let mut events = crate::audit::events_of(run_id, changes, &actor);
+        events.extend(changes.events.iter().cloned().map(|mut event| {
+            if event.actor.is_empty() {
+                event.actor = changes.actor.clone().unwrap_or_else(|| actor.clone());
+            }
+            event
+        }));
+        crate::audit::append(&txn, self.backend(), &events, now).await?;
         fail::fail_point!("store.commit.before");
         txn.commit().await?;
         fail::fail_point!("store.commit.after");

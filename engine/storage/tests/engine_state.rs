@@ -93,6 +93,7 @@ fn start_a() -> ChangeSet {
         }],
         admit: None,
         actor: None,
+        events: vec![],
     }
 }
 
@@ -145,6 +146,7 @@ on_both_backends!(
             timers: vec![TimerChange::Spend { id: timers[0].id }],
             admit: None,
             actor: None,
+            events: vec![],
         };
         assert_eq!(
             store.commit("r1", 2, &finish, at(5)).await.expect("commit"),

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use cordon_graph::PlanStepKind;
 use cordon_playbook::model::{Condition, Wait};
-use cordon_storage::{AttemptChange, ChangeSet, StepChange, TimerChange};
+use cordon_storage::{AttemptChange, ChangeSet, NewEvent, StepChange, TimerChange};
 use serde_json::{Map, Value, json};
 
 use super::attempts::{Slot, execute_or_fail, start_attempt, started_at};
@@ -17,7 +17,7 @@ use super::timers::{RUN_TIMEOUT, fire_due};
 use super::{EngineError, Prepared};
 use crate::attempt_state::{AttemptError, AttemptEvent, ErrorKind};
 use crate::evaluate::Scope;
-use crate::executor::StepCall;
+use crate::executor::{Action, StepCall};
 use crate::run_state::{RunError, RunEvent, RunState, RunStatus, WaitReason};
 use crate::step_state::{SkipReason, StepEvent, StepState, StepStatus, StepWait};
 use crate::{Timestamp, Transition};
@@ -35,6 +35,41 @@ pub(crate) struct Decision {
 }
 
 impl Decision {
+    /// Records, in the change set that starts them, what each execution and
+    /// compensation will call and with what: the audit log holds the intent
+    /// before any effect (if it cannot be written, nothing runs).
+    pub(crate) fn audit_calls(&mut self, prep: &Prepared) {
+        let call = |kind: &str, step: &str, call: &StepCall, extra: Value| {
+            let (action, pin) = match &call.action {
+                Action::Plugin(uses) => (uses.clone(), prep.pin(uses)),
+                Action::Notify => ("notify".to_string(), None),
+            };
+            NewEvent {
+                actor: String::new(),
+                kind: kind.to_string(),
+                run: Some(call.run.clone()),
+                step: Some(step.to_string()),
+                device: call
+                    .inputs
+                    .get("device")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                data: json!({
+                    "action": action, "pin": pin, "inputs": call.inputs, "idempotency_key": call.key.as_str(),
+                    "dry_run": call.dry_run, "undoes": extra,
+                }),
+            }
+        };
+        let mut events = Vec::new();
+        for (step, _, c) in &self.executions {
+            events.push(call("attempt.call", step, c, Value::Null));
+        }
+        for (step, c, outputs) in &self.compensations {
+            events.push(call("compensation.call", step, c, outputs.clone()));
+        }
+        self.changes.events.extend(events);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         // An undo relaunched after a crash changes nothing stored, but is work.
         self.changes == ChangeSet::default()

@@ -495,9 +495,10 @@ impl Engine {
                 forget_children(&dones, &mut children);
                 // Record the results and, in the same commit, start what they
                 // unblock: one durable commit per step of a chain, not two.
-                if let Some(combined) =
+                if let Some(mut combined) =
                     self.fold_next(&prep, &snap, &dones, &mut inflight, &mut compensating, now)?
                 {
+                    combined.audit_calls(&prep);
                     match self
                         .commit_driving(&snap.record, &combined.changes, now)
                         .await
@@ -539,6 +540,7 @@ impl Engine {
             let mut decision = decide(&prep, &snap, &busy, &self.node, now)?;
             if !decision.is_empty() {
                 self.create_children(&snap, &mut decision, now).await?;
+                decision.audit_calls(&prep);
                 match self
                     .commit_driving(&snap.record, &decision.changes, now)
                     .await
