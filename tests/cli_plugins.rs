@@ -377,3 +377,75 @@ fn a_dry_run_prints_its_plan_and_connects_to_nothing() {
         "the real run never tried the broker"
     );
 }
+
+#[test]
+fn a_step_does_not_run_when_its_call_cannot_be_audited() {
+    let s = signed_noop("1");
+    std::fs::write(s.path().join("echo.yaml"), ECHO).expect("write");
+    let publish = s.cordon(&with_node(&["publish", "echo.yaml"]));
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    // The audit log refuses to record plugin calls (a full disk, a broken
+    // table): the run may start, but no step may call its plugin.
+    let sql = "create trigger refuse before insert on audit_events when NEW.kind = 'attempt.call' begin select raise(abort, 'audit log unwritable'); end;";
+    let db = s.path().join("c.db");
+    let broken = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+        .arg(&db)
+        .arg(sql)
+        .status()
+        .expect("python3");
+    assert!(broken.success());
+    let run = s.cordon(&with_node(&["run", "echo", "--wait"]));
+    let said = text(&run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("audit log unwritable"),
+        "the node says why: {said}"
+    );
+    let runs = s.cordon(&["runs", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("json");
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    let shown = s.cordon(&["runs", "show", &id, "--json"]);
+    let run: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(
+        run["attempts"],
+        serde_json::json!([]),
+        "no attempt started: {run}"
+    );
+    let audit = text(&s.cordon(&["audit", "query", "--run", &id]).stdout);
+    assert!(
+        !audit.contains("plugin.outcome"),
+        "the plugin never ran: {audit}"
+    );
+}
+
+#[test]
+fn secret_inputs_never_reach_the_audit_log_in_clear() {
+    let s = signed_noop("1");
+    std::fs::write(
+        s.path().join("secret.yaml"),
+        "cordon: v1\nname: secret\nversion: 1.0.0\ninputs:\n  token: {type: string, secret: true}\nsteps:\n  - id: echo\n    uses: noop@0\n    with: {message: 'Bearer ${{ inputs.token }}'}\n",
+    )
+    .expect("write");
+    let publish = s.cordon(&with_node(&["publish", "secret.yaml"]));
+    assert!(publish.status.success(), "{}", text(&publish.stderr));
+    let run = s.cordon(&with_node(&[
+        "run",
+        "secret",
+        "-i",
+        "token=hunter2-s3cret",
+        "--wait",
+    ]));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let export = s.cordon(&["audit", "export"]);
+    let log = text(&export.stdout);
+    assert!(
+        log.contains("attempt.call") && log.contains("plugin.outcome"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2-s3cret"),
+        "a secret reached the audit log"
+    );
+    assert!(log.contains("Bearer [secret]"), "{log}");
+}

@@ -224,9 +224,10 @@ impl AuditSink for StoreAudit {
                 "elapsed_ms": outcome.elapsed.as_secs_f64() * 1e3,
             }),
         };
+        let secrets = call.secrets.clone();
         Box::pin(async move {
             store
-                .append_events(&[event], chrono::Utc::now())
+                .append_events(&[event], &secrets, chrono::Utc::now())
                 .await
                 .map_err(|e| e.to_string())
         })

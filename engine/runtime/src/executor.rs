@@ -41,6 +41,9 @@ pub struct StepCall {
     /// For a plugin: the component digest the run's playbook version pinned
     /// (`sha256:<hex>`); `None` if the version was published without one.
     pub pin: Option<String>,
+    /// The values of the run's secret inputs: whatever records this call
+    /// (the audit log) must redact them.
+    pub secrets: Vec<String>,
 }
 
 /// Performs steps' actions.

@@ -192,6 +192,41 @@ fn exact(data: &Value) -> Value {
     }
 }
 
+/// Replaces every occurrence of a secret value inside `data`'s strings
+/// (and object keys) with `[secret]`.
+pub(crate) fn redact(data: &mut Value, secrets: &[String]) {
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !secrets.is_empty() {
+        redact_in(data, &secrets);
+    }
+}
+
+fn redacted(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |t, s| t.replace(s, "[secret]"))
+}
+
+fn redact_in(data: &mut Value, secrets: &[&str]) {
+    match data {
+        Value::String(text) if secrets.iter().any(|s| text.contains(s)) => {
+            *text = redacted(text, secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_in(v, secrets)),
+        Value::Object(map) => {
+            for (key, mut value) in std::mem::take(map) {
+                redact_in(&mut value, secrets);
+                map.insert(redacted(&key, secrets), value);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The device a step key names: the item of a fan-out (`rollback[plc-7]`).
 fn device_of(step: &str) -> Option<String> {
     let open = step.find('[')?;
@@ -288,15 +323,21 @@ fn parse_hash(hex_text: &str) -> Result<Hash, StorageError> {
 }
 
 impl Store {
-    /// Appends events that no engine change carries (a configuration
-    /// change, a token created), in a transaction of their own.
+    /// Appends events that no engine change carries (a plugin's outcome, a
+    /// configuration change), in a transaction of their own, with `secrets`
+    /// redacted wherever they appear.
     pub async fn append_events(
         &self,
         events: &[NewEvent],
+        secrets: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
+        let mut events = events.to_vec();
+        for event in &mut events {
+            redact(&mut event.data, secrets);
+        }
         let txn = self.begin_write().await?;
-        append(&txn, self.backend(), events, now).await?;
+        append(&txn, self.backend(), &events, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -483,6 +524,16 @@ impl Store {
 mod tests {
     use super::{device_of, exact};
     use serde_json::json;
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_appear() {
+        let mut data = json!({"inputs": {"token": "hunter2", "device": "plc-7"}, "header": "Bearer hunter2", "list": ["x", "hunter2"], "hunter2": 1});
+        super::redact(&mut data, &["hunter2".to_string(), String::new()]);
+        assert_eq!(
+            data,
+            json!({"inputs": {"token": "[secret]", "device": "plc-7"}, "header": "Bearer [secret]", "list": ["x", "[secret]"], "[secret]": 1})
+        );
+    }
 
     #[test]
     fn integers_beyond_doubles_are_kept_exact_as_text() {

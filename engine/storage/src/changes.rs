@@ -100,6 +100,9 @@ pub struct ChangeSet {
     /// a starting attempt will call, with its inputs); an empty actor is
     /// filled in like the derived events'.
     pub events: Vec<crate::audit::NewEvent>,
+    /// Values that must never reach the audit log in clear (the run's
+    /// secret inputs): wherever they appear in an event, `[secret]` stands.
+    pub secrets: Vec<String>,
 }
 
 /// A stored attempt.
@@ -347,6 +350,9 @@ impl Store {
             }
             event
         }));
+        for event in &mut events {
+            crate::audit::redact(&mut event.data, &changes.secrets);
+        }
         crate::audit::append(&txn, self.backend(), &events, now).await?;
         fail::fail_point!("store.commit.before");
         txn.commit().await?;

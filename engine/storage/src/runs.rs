@@ -67,6 +67,8 @@ pub struct NewRun {
     pub now: DateTime<Utc>,
     /// Its place under the playbook's concurrency limit, if it has one.
     pub concurrency: Option<crate::Concurrency>,
+    /// The inputs declared `secret`: the audit log records them redacted.
+    pub secret_inputs: Vec<String>,
 }
 
 /// One step of a stored run.
@@ -212,7 +214,31 @@ impl Store {
             .get("by")
             .and_then(Value::as_str)
             .map_or_else(|| "engine".to_string(), |by| format!("user:{by}"));
-        let created = crate::audit::NewEvent {
+        let secrets: Vec<String> = new
+            .secret_inputs
+            .iter()
+            .filter_map(|name| {
+                new.inputs
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        let inputs: BTreeMap<&String, Value> = new
+            .inputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    if new.secret_inputs.contains(k) {
+                        Value::from("[secret]")
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect();
+        let mut created = crate::audit::NewEvent {
             actor,
             kind: "run.created".into(),
             run: Some(new.id.clone()),
@@ -224,9 +250,10 @@ impl Store {
                 .map(str::to_string),
             data: serde_json::json!({
                 "playbook": new.playbook, "version": new.version, "digest": version.digest,
-                "inputs": new.inputs, "trigger": new.trigger, "dry_run": new.dry_run, "drill": new.drill,
+                "inputs": inputs, "trigger": new.trigger, "dry_run": new.dry_run, "drill": new.drill,
             }),
         };
+        crate::audit::redact(&mut created.data, &secrets);
         crate::audit::append(&txn, self.backend(), &[created], new.now).await?;
         fail::fail_point!("store.create_run.before");
         txn.commit().await?;

@@ -63,6 +63,7 @@ async fn run_with_steps(store: &Store, ids: &[&str]) {
                 outputs: BTreeMap::new(),
                 now: at(u32::try_from(i).expect("small")),
                 concurrency: None,
+                secret_inputs: vec![],
             })
             .await
             .expect("create");
@@ -94,6 +95,7 @@ fn start_a() -> ChangeSet {
         admit: None,
         actor: None,
         events: vec![],
+        secrets: vec![],
     }
 }
 
@@ -147,6 +149,7 @@ on_both_backends!(
             admit: None,
             actor: None,
             events: vec![],
+            secrets: vec![],
         };
         assert_eq!(
             store.commit("r1", 2, &finish, at(5)).await.expect("commit"),

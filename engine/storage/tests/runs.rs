@@ -59,6 +59,7 @@ fn new_run(id: &str, version: &str) -> NewRun {
         outputs: BTreeMap::new(),
         now: at(1),
         concurrency: None,
+        secret_inputs: vec![],
     }
 }
 

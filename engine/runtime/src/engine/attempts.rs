@@ -73,6 +73,7 @@ pub(crate) fn build_call(
         dry_run: snap.record.dry_run,
         // Set from the prepared version when the call is launched.
         pin: None,
+        secrets: Vec::new(),
     })
 }
 

@@ -179,6 +179,7 @@ fn compensation_call(
         key: IdempotencyKey::new(&snap.record.id, &format!("{key}.compensate"), 1),
         dry_run: snap.record.dry_run,
         pin,
+        secrets: prep.secret_values(snap),
     };
     Ok((
         key.to_string(),

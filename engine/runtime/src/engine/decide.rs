@@ -38,7 +38,8 @@ impl Decision {
     /// Records, in the change set that starts them, what each execution and
     /// compensation will call and with what: the audit log holds the intent
     /// before any effect (if it cannot be written, nothing runs).
-    pub(crate) fn audit_calls(&mut self, prep: &Prepared) {
+    pub(crate) fn audit_calls(&mut self, prep: &Prepared, snap: &Snapshot) {
+        self.changes.secrets = prep.secret_values(snap);
         let call = |kind: &str, step: &str, call: &StepCall, extra: Value| {
             let (action, pin) = match &call.action {
                 Action::Plugin(uses) => (uses.clone(), prep.pin(uses)),
@@ -60,6 +61,10 @@ impl Decision {
                 }),
             }
         };
+        let secrets = prep.secret_values(snap);
+        for (_, _, c) in &mut self.executions {
+            c.secrets.clone_from(&secrets);
+        }
         let mut events = Vec::new();
         for (step, _, c) in &self.executions {
             events.push(call("attempt.call", step, c, Value::Null));

@@ -132,10 +132,12 @@ impl Engine {
         let mut fresh: Option<Snapshot> = None;
         for _ in 0..5 {
             let current = fresh.as_ref().unwrap_or(snap);
-            let decision = results_decision(prep, current, &dones, now)?;
+            let mut decision = results_decision(prep, current, &dones, now)?;
             if decision.is_empty() {
                 return Ok(None);
             }
+            // Outputs may echo a secret input: redact it from the audit events.
+            decision.changes.secrets = prep.secret_values(current);
             match self
                 .commit_driving(&current.record, &decision.changes, now)
                 .await

@@ -153,6 +153,8 @@ pub(crate) struct Prepared {
     pub(crate) concurrency: Option<RunConcurrency>,
     /// The component digest pinned per `uses:` (`name@major`) at publish time.
     pub(crate) pins: BTreeMap<String, String>,
+    /// The inputs declared `secret` (their values never reach the audit log).
+    pub(crate) secret_inputs: Vec<String>,
 }
 
 impl Prepared {
@@ -163,6 +165,15 @@ impl Prepared {
                 .get(id)
                 .is_some_and(|s| !s.state.status().is_terminal())
         })
+    }
+
+    /// The values of this run's secret inputs, to redact from its audit events.
+    pub(crate) fn secret_values(&self, snap: &Snapshot) -> Vec<String> {
+        self.secret_inputs
+            .iter()
+            .filter_map(|name| snap.record.inputs.get(name))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect()
     }
 
     /// The component digest the version pinned for `uses`, if any.
@@ -300,6 +311,7 @@ impl Engine {
                 outputs: BTreeMap::new(),
                 now,
                 concurrency,
+                secret_inputs: secret_inputs(&version.playbook),
             })
             .await
             .map_err(|e| match e {
@@ -387,6 +399,7 @@ impl Engine {
             timeout,
             inventory_readers,
             concurrency: valid.playbook().concurrency.clone(),
+            secret_inputs: secret_inputs(valid.playbook()),
             pins: version
                 .plugins
                 .iter()
@@ -498,7 +511,7 @@ impl Engine {
                 if let Some(mut combined) =
                     self.fold_next(&prep, &snap, &dones, &mut inflight, &mut compensating, now)?
                 {
-                    combined.audit_calls(&prep);
+                    combined.audit_calls(&prep, &snap);
                     match self
                         .commit_driving(&snap.record, &combined.changes, now)
                         .await
@@ -540,7 +553,7 @@ impl Engine {
             let mut decision = decide(&prep, &snap, &busy, &self.node, now)?;
             if !decision.is_empty() {
                 self.create_children(&snap, &mut decision, now).await?;
-                decision.audit_calls(&prep);
+                decision.audit_calls(&prep, &snap);
                 match self
                     .commit_driving(&snap.record, &decision.changes, now)
                     .await
@@ -603,6 +616,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// The names of a playbook's inputs declared `secret`.
+fn secret_inputs(playbook: &cordon_playbook::Playbook) -> Vec<String> {
+    playbook
+        .inputs
+        .iter()
+        .filter(|(_, spec)| spec.secret)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// The key a run counts against: the playbook's name, and its rendered

@@ -82,6 +82,7 @@ impl Engine {
                         limit: c.limit,
                         reject: false,
                     }),
+                secret_inputs: prep.secret_inputs.clone(),
             })
             .await?;
         tracing::info!(run = %id, of = %run_id, from = %from, "rerun queued");
