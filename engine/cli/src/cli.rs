@@ -82,6 +82,9 @@ pub enum Command {
     /// The tamper-evident audit log: export, verify offline, prove, query.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The asset inventory: import devices from YAML or CSV, list them (by selector), show one.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -92,6 +95,44 @@ pub enum Command {
     Explain {
         /// A code such as `G203`; without one, the whole reference is printed as Markdown.
         code: Option<String>,
+    },
+}
+
+/// `cordon inventory …`.
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Add or update devices from a YAML (`devices:` list) or CSV file (header
+    /// `id,type,site,tags,criticality,firmware,cert_serial,owner,drill`; tags separated by `;`).
+    /// Every problem is reported with its line; nothing is written unless the whole file is valid.
+    Import {
+        /// The file (`.yaml`, `.yml` or `.csv`).
+        file: PathBuf,
+        /// Who imports (recorded in the audit log). Default: $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List devices, optionally those a selector picks (`tag=line-3,criticality>=high`).
+    List {
+        /// A selector, as in `inventory.select(...)`.
+        #[arg(long, value_name = "SELECTOR")]
+        select: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// One device's record.
+    Show {
+        /// The device id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 

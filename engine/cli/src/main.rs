@@ -10,6 +10,7 @@ mod demo_cmd;
 mod graph_cmd;
 #[cfg(feature = "crash-harness")]
 mod harness;
+mod inventory_cmd;
 mod node;
 mod plugin_cmd;
 mod plugins;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker_cmd::run(&args),
         Command::Plugin(command) => plugin_cmd::run(&command, &mut out),
         Command::Audit(command) => audit_cmd::run(&command, &mut out),
+        Command::Inventory(command) => inventory_cmd::run(&command, &mut out),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

@@ -227,12 +227,6 @@ fn redact_in(data: &mut Value, secrets: &[&str]) {
     }
 }
 
-/// The device a step key names: the item of a fan-out (`rollback[plc-7]`).
-fn device_of(step: &str) -> Option<String> {
-    let open = step.find('[')?;
-    step.strip_suffix(']').map(|s| s[open + 1..].to_string())
-}
-
 /// The events recording one committed change set of run `run`: the run's
 /// new state, each step's, each attempt's, each timer's.
 pub(crate) fn events_of(run: &str, changes: &ChangeSet, actor: &str) -> Vec<NewEvent> {
@@ -241,7 +235,9 @@ pub(crate) fn events_of(run: &str, changes: &ChangeSet, actor: &str) -> Vec<NewE
         kind,
         run: Some(run.to_string()),
         step: step.map(str::to_string),
-        device: step.and_then(device_of),
+        // Item keys are positions (`rollback[3]`); the device an attempt
+        // acts on is named by its `attempt.call` event's inputs.
+        device: None,
         data,
     };
     let mut events = Vec::new();
@@ -522,7 +518,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::{device_of, exact};
+    use super::exact;
     use serde_json::json;
 
     #[test]
@@ -542,11 +538,5 @@ mod tests {
             exact(&big),
             json!({"serial": "9007199254740993", "small": 7, "list": ["-9007199254740993"]})
         );
-    }
-
-    #[test]
-    fn fan_out_items_name_their_device() {
-        assert_eq!(device_of("rollback[plc-7]").as_deref(), Some("plc-7"));
-        assert_eq!(device_of("quarantine"), None);
     }
 }

@@ -12,7 +12,7 @@ use cordon_playbook::model::Step;
 use serde_json::{Value, json};
 
 use super::EngineError;
-use super::decide::{Decision, fail_at_start, scope, step_event};
+use super::decide::{Decision, fail_at_start, scope_for, step_event};
 use super::snapshot::Snapshot;
 use crate::Timestamp;
 use crate::attempt_state::{AttemptError, ErrorKind};
@@ -63,7 +63,8 @@ pub(crate) fn start(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     );
-    let inputs = match scope(snap).render(&with) {
+    // A fan-out item renders with its `item` bound.
+    let inputs = match scope_for(snap, key).render(&with) {
         Ok(Value::Object(map)) => map.into_iter().collect(),
         Ok(_) => BTreeMap::new(),
         Err(e) => return fail_at_start(decision, key, pending, e.to_string(), now),

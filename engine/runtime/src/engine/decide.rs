@@ -406,7 +406,9 @@ pub(crate) fn decide(
             continue;
         }
         match &node_plan.kind {
-            PlanStepKind::Action { .. } | PlanStepKind::Notify { .. }
+            PlanStepKind::Action { .. }
+            | PlanStepKind::Notify { .. }
+            | PlanStepKind::Playbook { .. }
                 if definition.foreach.is_some() =>
             {
                 let foreach = definition

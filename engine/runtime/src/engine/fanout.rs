@@ -246,6 +246,12 @@ pub(crate) fn advance(
             )? {
                 continue;
             }
+            if definition.playbook.is_some() {
+                // A sub-playbook per item: its child run, with `item` bound.
+                super::children::start(decision, snap, item, definition, now)?;
+                running += 1;
+                continue;
+            }
             step_event(
                 decision,
                 item,
