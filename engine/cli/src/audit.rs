@@ -22,9 +22,7 @@ fn key_path() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("CORDON_AUDIT_KEY") {
         return Ok(path.into());
     }
-    std::env::var_os("CORDON_HOME")
-        .map(PathBuf::from)
-        .or_else(|| dirs::data_dir().map(|d| d.join("cordon")))
+    crate::files::data_dir()
         .map(|d| d.join("audit.key"))
         .ok_or_else(|| anyhow!("no data directory: set CORDON_HOME or CORDON_AUDIT_KEY"))
 }
@@ -40,30 +38,11 @@ fn key() -> anyhow::Result<SigningKey> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            write_private(&path, &signing::secret_key_text(&key))?;
+            crate::files::write_private(&path, &signing::secret_key_text(&key))?;
             Ok(key)
         }
         Err(e) => Err(anyhow!("cannot read audit key {}: {e}", path.display())),
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create audit key {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    Ok(std::fs::write(path, text)?)
 }
 
 /// Signs checkpoints of this node's log.

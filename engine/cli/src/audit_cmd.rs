@@ -114,9 +114,8 @@ fn event_filter(args: &AuditFilterArgs) -> anyhow::Result<EventFilter> {
 
 async fn latest(store: &Store) -> anyhow::Result<CheckpointRecord> {
     store
-        .checkpoints()
+        .latest_checkpoint()
         .await?
-        .pop()
         .ok_or_else(|| anyhow!("the audit log is empty: nothing to prove"))
 }
 

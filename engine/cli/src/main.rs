@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod database;
 mod demo_cmd;
+mod files;
 mod graph_cmd;
 #[cfg(feature = "crash-harness")]
 mod harness;

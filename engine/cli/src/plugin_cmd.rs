@@ -224,7 +224,7 @@ fn keygen(path: &Path, out: &mut Output) -> anyhow::Result<u8> {
             public.display()
         );
     }
-    write_secret(path, &signing::secret_key_text(&key))?;
+    crate::files::write_private(path, &signing::secret_key_text(&key))?;
     std::fs::write(&public, signing::public_key_text(&key.verifying_key()))?;
     writeln!(
         out.stdout,
@@ -234,25 +234,6 @@ fn keygen(path: &Path, out: &mut Output) -> anyhow::Result<u8> {
         signing::key_id(&key.verifying_key())
     )?;
     Ok(exit::OK)
-}
-
-#[cfg(unix)]
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// A sandbox for authors' tools: no cache, no grants, no trusted key.

@@ -17,7 +17,7 @@ use cordon_plugin_host::{
 use cordon_runtime::evaluate::Inventory as _;
 use cordon_runtime::executor::{BoxFuture, Executor, StepCall};
 use cordon_runtime::inventory::StoredInventory;
-use cordon_storage::{DeviceRecord, NewEvent, Store};
+use cordon_storage::{NewEvent, Store};
 use serde_json::{Value, json};
 
 use crate::catalog::builtin_descriptors;
@@ -53,10 +53,7 @@ fn files(dirs: &[PathBuf], extension: &str) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Where compiled components are cached by default.
 fn default_cache_dir() -> Option<PathBuf> {
-    std::env::var_os("CORDON_HOME")
-        .map(PathBuf::from)
-        .or_else(|| dirs::data_dir().map(|d| d.join("cordon")))
-        .map(|d| d.join("compiled"))
+    crate::files::data_dir().map(|d| d.join("compiled"))
 }
 
 /// Loads the plugins `args` and the configuration name. With a store, the
@@ -304,20 +301,12 @@ impl ScratchStore for StoreScratch {
 #[derive(Debug)]
 struct StoreDirectory(Store);
 
-fn device_json(d: &DeviceRecord) -> Value {
-    json!({
-        "id": d.id, "type": d.device_type, "site": d.site, "tags": d.tags,
-        "criticality": d.criticality, "firmware": d.firmware, "cert_serial": d.cert_serial,
-        "owner": d.owner, "drill": d.drill,
-    })
-}
-
 impl DeviceDirectory for StoreDirectory {
     fn get(&self, id: String) -> BoxFuture<Result<Option<Value>, String>> {
         let store = self.0.clone();
         Box::pin(async move {
-            let devices = store.devices().await.map_err(|e| e.to_string())?;
-            Ok(devices.iter().find(|d| d.id == id).map(device_json))
+            let device = store.device(&id).await.map_err(|e| e.to_string())?;
+            Ok(device.as_ref().map(crate::inventory_cmd::device_json))
         })
     }
 

@@ -387,11 +387,27 @@ impl Store {
 
     /// Every signed checkpoint, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<CheckpointRecord>, StorageError> {
-        let query = Query::select()
+        self.read_checkpoints(Order::Asc, None).await
+    }
+
+    /// The newest (largest) signed checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StorageError> {
+        Ok(self.read_checkpoints(Order::Desc, Some(1)).await?.pop())
+    }
+
+    async fn read_checkpoints(
+        &self,
+        order: Order,
+        limit: Option<u64>,
+    ) -> Result<Vec<CheckpointRecord>, StorageError> {
+        let mut query = Query::select()
             .columns([t("size"), t("root"), t("note"), t("signed_at")])
             .from(t("audit_checkpoints"))
-            .order_by(t("size"), Order::Asc)
+            .order_by(t("size"), order)
             .to_owned();
+        if let Some(limit) = limit {
+            query.limit(limit);
+        }
         let rows = self
             .db
             .query_all_raw(self.db.get_database_backend().build(&query))
@@ -423,7 +439,7 @@ impl Store {
     ) -> Result<Option<CheckpointRecord>, StorageError> {
         let txn = self.begin_write().await?;
         let (size, head_leaf) = head(&txn, self.backend()).await?;
-        let latest = self.checkpoints().await?.pop();
+        let latest = self.latest_checkpoint().await?;
         if latest.as_ref().is_some_and(|c| c.size == size) || size == 0 {
             return Ok(None);
         }

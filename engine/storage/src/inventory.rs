@@ -84,6 +84,15 @@ impl Store {
         Ok(())
     }
 
+    /// One device, if the inventory has it.
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, StorageError> {
+        device::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(record)
+            .transpose()
+    }
+
     /// Every device, by id.
     pub async fn devices(&self) -> Result<Vec<DeviceRecord>, StorageError> {
         device::Entity::find()
@@ -91,21 +100,23 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| {
-                Ok(DeviceRecord {
-                    tags: serde_json::from_str(&row.tags).map_err(|e| {
-                        StorageError::Corrupt(format!("tags of device {}: {e}", row.id))
-                    })?,
-                    id: row.id,
-                    device_type: row.device_type,
-                    site: row.site,
-                    criticality: row.criticality,
-                    firmware: row.firmware,
-                    cert_serial: row.cert_serial,
-                    owner: row.owner,
-                    drill: row.drill,
-                })
-            })
+            .map(record)
             .collect()
     }
+}
+
+/// A stored row as a record.
+fn record(row: device::Model) -> Result<DeviceRecord, StorageError> {
+    Ok(DeviceRecord {
+        tags: serde_json::from_str(&row.tags)
+            .map_err(|e| StorageError::Corrupt(format!("tags of device {}: {e}", row.id)))?,
+        id: row.id,
+        device_type: row.device_type,
+        site: row.site,
+        criticality: row.criticality,
+        firmware: row.firmware,
+        cert_serial: row.cert_serial,
+        owner: row.owner,
+        drill: row.drill,
+    })
 }
