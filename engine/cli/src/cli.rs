@@ -76,6 +76,15 @@ pub enum Command {
     /// Several workers (on one machine or several) may share one PostgreSQL database: each run is
     /// leased to one node at a time, and a node that dies loses its leases after `--lease`.
     Worker(WorkerArgs),
+    /// List approval requests (pending ones by default), or show one with the plan it guards.
+    Approvals(ApprovalsArgs),
+    /// Approve a gate's request: shows the plan it guards, then decides on exactly that plan.
+    ///
+    /// Exit status: 0 recorded, 2 refused (not an approver, the run's initiator, the plan changed,
+    /// a comment or input missing, already decided or closed); nothing is written when refused.
+    Approve(DecideArgs),
+    /// Deny a gate's request (any deny rejects the gate and fails the run).
+    Deny(DecideArgs),
     /// Write, build, sign and inspect plugins (signed WebAssembly components).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -85,6 +94,16 @@ pub enum Command {
     /// The asset inventory: import devices from YAML or CSV, list them (by selector), show one.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// Serve the HTTP API (with its OpenAPI document at /openapi.json) and be an engine node,
+    /// until SIGINT or SIGTERM.
+    ///
+    /// Prints `listening on http://ADDR` to stderr once it accepts requests. On a signal it stops
+    /// accepting, finishes requests in flight, gives runs in hand `--grace`, and hands their leases
+    /// back, so the next start (or another node) resumes every run.
+    Serve(ServeArgs),
+    /// API tokens in the database: create one (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run Cordon's main job on the embedded defaults: validate and draw every example playbook.
     Demo {
         /// The folder of playbooks to use.
@@ -96,6 +115,131 @@ pub enum Command {
         /// A code such as `G203`; without one, the whole reference is printed as Markdown.
         code: Option<String>,
     },
+}
+
+/// `cordon serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen, `HOST:PORT` (port 0: any free port; the printed line has the real one).
+    /// Default: the configuration's `server.listen`, else 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR", env = "CORDON_LISTEN")]
+    pub listen: Option<String>,
+    /// The URL people reach this server at (for links). Default: the configuration's `server.public_url`.
+    #[arg(long, value_name = "URL", env = "CORDON_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// `cordon token …`: bearer tokens for the HTTP API, straight in the database
+/// (so an admin can bootstrap before any token exists).
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once, on stdout (nothing else goes there). Only its hash is stored.
+    Create {
+        /// The user it speaks for (a name of the server's `users:` directory).
+        #[arg(long)]
+        user: String,
+        /// Its API role: viewer, responder, approver or admin.
+        #[arg(long)]
+        role: cordon_server::ApiRole,
+        /// A name to recognise it by. Default: the user's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long it lasts (`30d`, `12h`). Default: until revoked.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<cordon_playbook::model::Duration>,
+        /// Who creates it (recorded in the audit log). Default: $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a token for good.
+    Revoke {
+        /// The token's id (`cordon token list`).
+        id: String,
+        /// Who revokes it (recorded in the audit log). Default: $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// `cordon approvals [ID]`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// Show this request (with its plan) instead of listing.
+    pub id: Option<String>,
+    /// `pending` (default), `approved`, `rejected`, `expired`, `cancelled` or `all`.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only this run's requests.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `cordon approve ID` / `cordon deny ID`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The approval request (see `cordon approvals`).
+    pub id: String,
+    /// Why (required where the gate says so).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// Structured input the gate asks for, `NAME=VALUE`. Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub input: Vec<String>,
+    /// The plan digest you reviewed (`cordon approvals ID`); refused if the plan changed since.
+    /// Default: the plan as shown now.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Talking to a Cordon server instead of the embedded database.
+#[derive(Clone, Args)]
+pub struct RemoteArgs {
+    /// A Cordon server's URL (`http://127.0.0.1:8080`): the command goes through its API.
+    #[arg(long, value_name = "URL", env = "CORDON_SERVER")]
+    pub server: Option<String>,
+    /// The API token for --server (prefer the environment variable: flags show in `ps`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CORDON_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteArgs {
+    // The token stays out of any `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteArgs")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "[secret]"))
+            .finish()
+    }
 }
 
 /// `cordon inventory …`.
@@ -284,6 +428,8 @@ pub struct RunArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `cordon runs`.
@@ -303,6 +449,8 @@ pub struct RunsArgs {
     pub json: bool,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,6 +464,8 @@ pub enum RunsCommand {
         json: bool,
         #[command(flatten)]
         database: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -329,6 +479,8 @@ pub struct ControlArgs {
     pub wait: bool,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `cordon rerun ID --from STEP`.

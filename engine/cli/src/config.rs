@@ -1,7 +1,8 @@
 //! The node's configuration file (`--config FILE` or `CORDON_CONFIG`):
 //! where signed plugins are, which keys are trusted, what each plugin is
 //! granted, and the sandbox's limits. Relative paths are relative to the
-//! file. Without a file, nothing is granted and no key is trusted.
+//! file. Without a file, nothing is granted, no key is trusted and no mail
+//! is sent.
 //!
 //! ```yaml
 //! plugins:
@@ -13,6 +14,10 @@
 //! connections:
 //!   fleet-broker: {kind: mqtt, host: 127.0.0.1, port: 8883, username: cordon, password: "…", tls: {ca_file: /etc/cordon/ca.pem}}
 //!   fleet-ca: {kind: http, base_url: "https://127.0.0.1:9443/api", headers: {authorization: "Bearer …"}}
+//! server: {listen: "127.0.0.1:8080", public_url: "https://cordon.example.net", body_limit_kib: 2048}
+//! users:
+//!   alice: {email: alice@example.net, roles: [responder, security-lead], groups: [security]}
+//! smtp: {host: smtp.example.org, tls: starttls, username: cordon, password_env: CORDON_SMTP_PASSWORD, from: "Cordon <cordon@example.org>"}
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,6 +38,16 @@ pub struct Config {
     /// plugins name them, only the host sees addresses and secrets.
     #[serde(default)]
     pub connections: BTreeMap<String, cordon_plugin_host::ConnectionConfig>,
+    /// `cordon serve`: listen address, public URL, body limit.
+    #[serde(default)]
+    pub server: cordon_server::ServerConfig,
+    /// Who may hold API tokens, with their groups and roles (approval gates name them).
+    #[serde(default)]
+    pub users: cordon_server::Directory,
+    /// The SMTP server `notify` steps send mail through; without it they
+    /// fail, saying so.
+    #[serde(default)]
+    pub smtp: Option<cordon_notify::SmtpConfig>,
 }
 
 /// The plugin sandbox's part.
@@ -90,6 +105,11 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(ca) = config.smtp.as_mut().and_then(|s| s.ca_file.as_mut())
+            && ca.is_relative()
+        {
+            *ca = base.join(&*ca);
         }
         Ok(config)
     }

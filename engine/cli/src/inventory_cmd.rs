@@ -1,15 +1,13 @@
 //! `cordon inventory import|list|show`: the asset inventory playbooks act
 //! on (`foreach` over `inventory.select(...)`, plugins' `inventory` reads).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
-use cordon_playbook::expr::Criticality;
 use cordon_runtime::evaluate::Inventory as _;
 use cordon_runtime::inventory::StoredInventory;
-use cordon_storage::{DeviceRecord, NewEvent};
+use cordon_storage::{DeviceRecord, NewEvent, device_problems};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -39,12 +37,8 @@ pub fn run(command: &InventoryCommand, out: &mut Output) -> anyhow::Result<u8> {
             };
             let actor = format!("user:{}", crate::node::actor(by.as_deref()));
             with_store(database, async |store| {
-                let known: BTreeSet<String> =
-                    store.devices().await?.into_iter().map(|d| d.id).collect();
-                let now = chrono::Utc::now();
-                store.upsert_devices(&devices, now).await?;
-                let new = devices.iter().filter(|d| !known.contains(&d.id)).count();
-                // Who changed the inventory, from which file: an audited configuration change.
+                // Who changed the inventory, from which file: an audited
+                // configuration change, in the import's transaction.
                 let event = NewEvent {
                     actor,
                     kind: "inventory.imported".into(),
@@ -57,12 +51,15 @@ pub fn run(command: &InventoryCommand, out: &mut Output) -> anyhow::Result<u8> {
                         "devices": devices.iter().map(|d| &d.id).collect::<Vec<_>>(),
                     }),
                 };
-                store.append_events(&[event], &[], now).await?;
+                let imported = store
+                    .import_devices(&devices, event, chrono::Utc::now())
+                    .await?;
                 writeln!(
                     out.stdout,
-                    "imported {} devices ({new} new, {} updated)",
+                    "imported {} devices ({} new, {} updated)",
                     devices.len(),
-                    devices.len() - new
+                    imported.new,
+                    imported.updated
                 )?;
                 Ok(exit::OK)
             })
@@ -253,50 +250,27 @@ fn parse(file: &Path, text: &str) -> Result<Vec<DeviceRecord>, Vec<String>> {
             }
         }
     }
-    let mut seen = BTreeSet::new();
-    let mut devices = Vec::new();
-    for (place, row) in rows {
-        let valid_id = !row.id.is_empty()
-            && row.id.len() <= 128
-            && row
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !valid_id {
-            problems.push(format!(
-                "{place}: error[inventory.id]: `{}` is not an id (1 to 128 of A-Z a-z 0-9 . _ -)",
-                row.id
-            ));
-        } else if !seen.insert(row.id.clone()) {
-            problems.push(format!(
-                "{place}: error[inventory.duplicate]: device `{}` appears twice",
-                row.id
-            ));
-        }
-        if row.criticality.parse::<Criticality>().is_err() {
-            problems.push(format!(
-                "{place}: error[inventory.criticality]: `{}` is not low, medium, high or critical",
-                row.criticality
-            ));
-        }
-        for (field, value) in [("type", &row.device_type), ("site", &row.site)] {
-            if value.trim().is_empty() {
-                problems.push(format!(
-                    "{place}: error[inventory.missing]: `{field}` is empty"
-                ));
-            }
-        }
-        devices.push(DeviceRecord {
-            id: row.id,
-            device_type: row.device_type,
-            site: row.site,
-            tags: row.tags.into_vec(),
-            criticality: row.criticality,
-            firmware: row.firmware,
-            cert_serial: row.cert_serial.filter(|s| !s.is_empty()),
-            owner: row.owner,
-            drill: row.drill,
-        });
+    let (places, devices): (Vec<String>, Vec<DeviceRecord>) = rows
+        .into_iter()
+        .map(|(place, row)| {
+            let device = DeviceRecord {
+                id: row.id,
+                device_type: row.device_type,
+                site: row.site,
+                tags: row.tags.into_vec(),
+                criticality: row.criticality,
+                firmware: row.firmware,
+                cert_serial: row.cert_serial.filter(|s| !s.is_empty()),
+                owner: row.owner,
+                drill: row.drill,
+            };
+            (place, device)
+        })
+        .unzip();
+    // The same checks as the API's import (storage owns them).
+    for p in device_problems(&devices) {
+        let place = places.get(p.index).map_or("?", String::as_str);
+        problems.push(format!("{place}: error[{}]: {}", p.code, p.message));
     }
     if devices.is_empty() && problems.is_empty() {
         problems.push(format!(

@@ -1,9 +1,11 @@
 //! `cordon`: incident-response playbooks for IoT and OT fleets.
 
+mod approvals_cmd;
 mod audit;
 mod audit_cmd;
 mod catalog;
 mod cli;
+mod client;
 mod config;
 mod database;
 mod demo_cmd;
@@ -12,11 +14,14 @@ mod graph_cmd;
 #[cfg(feature = "crash-harness")]
 mod harness;
 mod inventory_cmd;
+mod link_key;
 mod node;
 mod plugin_cmd;
 mod plugins;
 mod progress;
 mod runs_cmd;
+mod serve_cmd;
+mod token_cmd;
 mod validate_cmd;
 mod versions_cmd;
 mod worker_cmd;
@@ -77,9 +82,18 @@ fn main() -> ExitCode {
         Command::Resume(args) => runs_cmd::control(&args, runs_cmd::Control::Resume, &mut out),
         Command::Rerun(args) => runs_cmd::rerun(&args, &mut out),
         Command::Worker(args) => worker_cmd::run(&args),
+        Command::Approvals(args) => approvals_cmd::list(&args, &mut out),
+        Command::Approve(args) => {
+            approvals_cmd::decide(&args, cordon_runtime::approval::Verdict::Approve, &mut out)
+        }
+        Command::Deny(args) => {
+            approvals_cmd::decide(&args, cordon_runtime::approval::Verdict::Deny, &mut out)
+        }
         Command::Plugin(command) => plugin_cmd::run(&command, &mut out),
         Command::Audit(command) => audit_cmd::run(&command, &mut out),
         Command::Inventory(command) => inventory_cmd::run(&command, &mut out),
+        Command::Serve(args) => serve_cmd::run(&args),
+        Command::Token(command) => token_cmd::run(&command, &mut out),
     };
     let mut stdout = std::io::stdout().lock();
     let _ = stdout

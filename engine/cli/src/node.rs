@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cordon_notify::{Mailer, NotifyingExecutor};
 use cordon_runtime::attempt_state::{AttemptError, ErrorKind};
 use cordon_runtime::executor::{Action, BoxFuture, Executor, StepCall};
 use cordon_runtime::{Engine, SystemClock};
 use cordon_storage::Store;
 use serde_json::Value;
 
-use crate::cli::NodeArgs;
+use crate::cli::{CatalogArgs, NodeArgs};
+use crate::config::Config;
 use crate::database::database_url;
 
 /// An engine node and the store it drives runs in.
@@ -23,6 +25,8 @@ pub struct Node {
     pub actor: String,
     /// The node's name (lease holder).
     pub name: String,
+    /// The plugin descriptors and loaded components (what publishing pins).
+    pub catalog: cordon_server::Catalog,
 }
 
 impl Node {
@@ -31,11 +35,16 @@ impl Node {
         let url = database_url(&args.database)?;
         let store = Store::open(&url).await?;
         let plugins = crate::plugins::load(&args.catalog, Some(&store)).await?;
+        let executor = executor(plugins.executor(), mailer(&args.catalog)?);
+        let catalog = cordon_server::Catalog {
+            plugins: Arc::new(plugins.catalog),
+            components: plugins.components,
+        };
         let engine = Engine::new(
             store.clone(),
             Arc::new(SystemClock),
-            executor(plugins.executor()),
-            Arc::new(plugins.catalog),
+            executor,
+            catalog.plugins.clone(),
             name.clone(),
             lease,
         );
@@ -44,6 +53,7 @@ impl Node {
             store,
             actor: actor(args.by.as_deref()),
             name,
+            catalog,
         })
     }
 }
@@ -66,13 +76,33 @@ pub fn default_node_name(role: &str) -> String {
     format!("{role}-{host}-{}", std::process::id())
 }
 
-/// The executor of this node: the plugin sandbox if any component loaded.
-fn executor(plugins: Option<Arc<dyn Executor>>) -> Arc<dyn Executor> {
+/// The mailer of the configuration's `smtp:` section, if it has one,
+/// checked now: a node that cannot send mail says so before it runs.
+fn mailer(catalog: &CatalogArgs) -> anyhow::Result<Option<Arc<Mailer>>> {
+    let config = Config::read(catalog.config.as_deref())?;
+    config
+        .smtp
+        .as_ref()
+        .map(|smtp| {
+            Mailer::new(smtp)
+                .map(Arc::new)
+                .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))
+        })
+        .transpose()
+}
+
+/// The executor of this node: the plugin sandbox if any component loaded,
+/// wrapped by the mailer (for `notify` steps) if one is configured.
+fn executor(plugins: Option<Arc<dyn Executor>>, mailer: Option<Arc<Mailer>>) -> Arc<dyn Executor> {
     #[cfg(feature = "crash-harness")]
     if let Some(ledger) = crate::harness::Ledger::from_env() {
         return Arc::new(ledger);
     }
-    plugins.unwrap_or_else(|| Arc::new(NoPluginHost))
+    let inner = plugins.unwrap_or_else(|| Arc::new(NoPluginHost));
+    match mailer {
+        Some(mailer) => Arc::new(NotifyingExecutor::new(mailer, inner)),
+        None => inner,
+    }
 }
 
 /// The executor of a node without any plugin component loaded (and without
@@ -89,7 +119,7 @@ impl NoPluginHost {
                 "plugin `{plugin}` cannot run: no signed plugin component is loaded on this node (see --plugins, --trust and --config)"
             ),
             Action::Notify => {
-                "notify cannot send: this build of cordon has no mailer yet".to_string()
+                "notify cannot send: no `smtp:` section is configured (see --config)".to_string()
             }
         };
         AttemptError {

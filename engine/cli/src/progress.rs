@@ -86,11 +86,21 @@ pub async fn drive_and_show(node: &Node, id: &str) -> anyhow::Result<Waited> {
 /// each (`step  kind  target  detail`). Plugins declare intents, and the
 /// host records every side-effecting call it refused in the dry run.
 pub fn plan(record: &RunRecord) -> Vec<String> {
+    plan_of(
+        record
+            .steps
+            .iter()
+            .map(|s| (s.key.as_str(), s.outputs.as_ref())),
+    )
+}
+
+/// [`plan`] from each step's key and outputs.
+pub fn plan_of<'a>(
+    steps: impl IntoIterator<Item = (&'a str, Option<&'a serde_json::Value>)>,
+) -> Vec<String> {
     let mut lines = Vec::new();
-    for step in &record.steps {
-        let intents = step
-            .outputs
-            .as_ref()
+    for (key, outputs) in steps {
+        let intents = outputs
             .and_then(|o| o.get("_plan"))
             .and_then(serde_json::Value::as_array);
         for intent in intents.into_iter().flatten() {
@@ -107,7 +117,7 @@ pub fn plan(record: &RunRecord) -> Vec<String> {
                 .unwrap_or_default();
             lines.push(format!(
                 "{:<24} {:<20} {:<32} {detail}",
-                step.key,
+                key,
                 text("kind"),
                 text("target")
             ));

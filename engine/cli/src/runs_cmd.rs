@@ -1,5 +1,6 @@
 //! `cordon run`, `runs`, `runs show`, `cancel`, `pause`, `resume`, `rerun`:
-//! runs in the embedded database, no server needed.
+//! runs in the embedded database, no server needed — or, with `--server`,
+//! through a server's API (`client.rs`), printing the same output.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,11 +8,14 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use cordon_playbook::inputs::parse_text;
+use cordon_playbook::model::InputSpec;
 use cordon_runtime::{EngineError, RunRequest, StartError};
-use cordon_storage::{AttemptRecord, RunRecord, Store};
+use cordon_server::views::{RunSummaryView, RunView, StartRun, secret_inputs};
+use cordon_storage::Store;
 use serde_json::{Value, json};
 
 use crate::cli::{ControlArgs, RerunArgs, RunArgs, RunsArgs, RunsCommand};
+use crate::client::{Client, report};
 use crate::database::{split_reference, with_store};
 use crate::node::{Node, default_node_name};
 use crate::progress::{Waited, drive_and_show, exit_code};
@@ -42,6 +46,9 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
+    if let Some(client) = Client::from_args(&args.remote)? {
+        return remote_run(&client, args, out);
+    }
     with_cli_node(&args.node, async |node| {
         let (name, version) = split_reference(&args.reference);
         let stored = match version {
@@ -54,7 +61,7 @@ pub fn run(args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
                 args.reference
             )
         })?;
-        let inputs = parse_inputs(&args.inputs, &stored.playbook)?;
+        let inputs = parse_inputs(&args.inputs, &stored.playbook.inputs)?;
         let request = RunRequest {
             playbook: stored.name.clone(),
             version: Some(stored.version.clone()),
@@ -110,18 +117,58 @@ async fn finish(node: &Node, id: &str, out: &mut Output) -> anyhow::Result<u8> {
     }
 }
 
+/// `cordon run --server`: the server's node starts it.
+fn remote_run(client: &Client, args: &RunArgs, out: &mut Output) -> anyhow::Result<u8> {
+    if args.wait {
+        return Err(anyhow!(
+            "--wait drives the run here; with --server the server drives it (follow it with `cordon runs show ID --server …`)"
+        ));
+    }
+    remote_runtime()?.block_on(async {
+        let (name, version) = split_reference(&args.reference);
+        let version = match client.version(name, version).await {
+            Ok(v) => v,
+            Err(e) => return report(&e, out),
+        };
+        let request = StartRun {
+            inputs: parse_inputs(&args.inputs, &client.inputs(&version).await?)?,
+            playbook: version.name,
+            version: Some(version.version),
+            dry_run: args.dry_run,
+        };
+        let started = match client.start_run(&request).await {
+            Ok(started) => started,
+            Err(e) => return report(&e, out),
+        };
+        writeln!(out.stdout, "{}", started.id)?;
+        writeln!(
+            out.stderr,
+            "run {} queued: {}@{}; the server's node starts it",
+            started.id, started.playbook, started.version
+        )?;
+        Ok(exit::OK)
+    })
+}
+
+/// A small runtime for a client call.
+fn remote_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 /// `NAME=VALUE` pairs, each value read as the input's declared type (an
 /// undeclared name is kept as text so the engine reports it with the rest).
 fn parse_inputs(
     pairs: &[String],
-    playbook: &cordon_playbook::model::Playbook,
+    declared: &BTreeMap<String, InputSpec>,
 ) -> anyhow::Result<BTreeMap<String, Value>> {
     let mut inputs = BTreeMap::new();
     for pair in pairs {
         let (name, text) = pair
             .split_once('=')
             .ok_or_else(|| anyhow!("--input takes NAME=VALUE, not `{pair}`"))?;
-        let value = match playbook.inputs.get(name) {
+        let value = match declared.get(name) {
             Some(spec) => parse_text(spec.kind, text),
             None => Value::String(text.to_string()),
         };
@@ -133,8 +180,27 @@ fn parse_inputs(
 }
 
 pub fn runs(args: &RunsArgs, out: &mut Output) -> anyhow::Result<u8> {
-    if let Some(RunsCommand::Show { id, json, database }) = &args.command {
-        return with_store(database, async |store| show(store, id, *json, out).await);
+    if let Some(RunsCommand::Show {
+        id,
+        json,
+        database,
+        remote,
+    }) = &args.command
+    {
+        if let Some(client) = Client::from_args(remote)? {
+            return remote_runtime()?.block_on(async {
+                match client.run(id).await {
+                    Ok(view) => show(&view, *json, out),
+                    Err(e) => report(&e, out),
+                }
+            });
+        }
+        return with_store(database, async |store| {
+            let Some(view) = run_view(store, id).await? else {
+                return Err(anyhow!("no run `{id}` (see `cordon runs`)"));
+            };
+            show(&view, *json, out)
+        });
     }
     for state in &args.states {
         if !cordon_runtime::run_state::RunStatus::ALL
@@ -146,101 +212,128 @@ pub fn runs(args: &RunsArgs, out: &mut Output) -> anyhow::Result<u8> {
             ));
         }
     }
-    with_store(&args.database, async |store| {
-        let states: Vec<&str> = args.states.iter().map(String::as_str).collect();
-        let runs = store.runs(&states, args.limit).await?;
-        if args.json {
-            let rows: Vec<Value> = runs
-                .iter()
-                .map(|r| json!({"id": r.id, "playbook": r.playbook, "version": r.version, "status": r.status, "created_at": r.created_at}))
-                .collect();
-            writeln!(out.stdout, "{}", serde_json::to_string_pretty(&rows)?)?;
-            return Ok(exit::OK);
+    let runs = if let Some(client) = Client::from_args(&args.remote)? {
+        match remote_runtime()?.block_on(client.runs(&args.states, args.limit)) {
+            Ok(runs) => runs,
+            Err(e) => return report(&e, out),
         }
-        if runs.is_empty() {
-            writeln!(out.stderr, "no runs")?;
-            return Ok(exit::OK);
-        }
-        writeln!(
-            out.stdout,
-            "{:<36}  {:<13} {:<20} PLAYBOOK",
-            "ID", "STATE", "CREATED"
-        )?;
-        for r in runs {
-            writeln!(
-                out.stdout,
-                "{:<36}  {:<13} {:<20} {}@{}",
-                r.id,
-                r.status,
-                r.created_at.format("%Y-%m-%d %H:%M:%S"),
-                r.playbook,
-                r.version
-            )?;
-        }
-        Ok(exit::OK)
-    })
+    } else {
+        with_store(&args.database, async |store| {
+            let states: Vec<&str> = args.states.iter().map(String::as_str).collect();
+            Ok(store
+                .runs(&states, args.limit)
+                .await?
+                .into_iter()
+                .map(|r| RunSummaryView {
+                    id: r.id,
+                    playbook: r.playbook,
+                    version: r.version,
+                    status: r.status,
+                    created_at: r.created_at,
+                })
+                .collect())
+        })?
+    };
+    list(&runs, args.json, out)
 }
 
-/// `cordon runs show ID`.
-async fn show(store: &Store, id: &str, as_json: bool, out: &mut Output) -> anyhow::Result<u8> {
-    let record = store
-        .run(id)
-        .await?
-        .ok_or_else(|| anyhow!("no run `{id}` (see `cordon runs`)"))?;
-    let attempts = store.attempts(id).await?;
+/// A run listing, as a table or JSON.
+fn list(runs: &[RunSummaryView], as_json: bool, out: &mut Output) -> anyhow::Result<u8> {
     if as_json {
+        writeln!(out.stdout, "{}", serde_json::to_string_pretty(runs)?)?;
+        return Ok(exit::OK);
+    }
+    if runs.is_empty() {
+        writeln!(out.stderr, "no runs")?;
+        return Ok(exit::OK);
+    }
+    writeln!(
+        out.stdout,
+        "{:<36}  {:<13} {:<20} PLAYBOOK",
+        "ID", "STATE", "CREATED"
+    )?;
+    for r in runs {
         writeln!(
             out.stdout,
-            "{}",
-            serde_json::to_string_pretty(&run_json(&record, &attempts))?
+            "{:<36}  {:<13} {:<20} {}@{}",
+            r.id,
+            r.status,
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            r.playbook,
+            r.version
         )?;
+    }
+    Ok(exit::OK)
+}
+
+/// A stored run as the API shows it: secret inputs redacted.
+async fn run_view(store: &Store, id: &str) -> anyhow::Result<Option<RunView>> {
+    let Some(record) = store.run(id).await? else {
+        return Ok(None);
+    };
+    let attempts = store.attempts(id).await?;
+    let secrets = store
+        .version(&record.playbook, &record.version)
+        .await?
+        .map(|v| secret_inputs(&v.playbook))
+        .unwrap_or_default();
+    Ok(Some(RunView::new(&record, &attempts, &secrets)))
+}
+
+/// `cordon runs show ID`: one run, whether it came from the database or a server.
+fn show(run: &RunView, as_json: bool, out: &mut Output) -> anyhow::Result<u8> {
+    if as_json {
+        writeln!(out.stdout, "{}", serde_json::to_string_pretty(run)?)?;
         return Ok(exit::OK);
     }
     let o = &mut out.stdout;
-    writeln!(o, "run       {}", record.id)?;
+    writeln!(o, "run       {}", run.id)?;
     writeln!(
         o,
         "playbook  {}@{} ({})",
-        record.playbook, record.version, record.digest
+        run.playbook, run.version, run.digest
     )?;
-    writeln!(o, "state     {}", describe(&record.state.state))?;
-    writeln!(o, "created   {}", record.created_at.to_rfc3339())?;
-    writeln!(o, "updated   {}", record.updated_at.to_rfc3339())?;
-    if record.dry_run {
+    writeln!(o, "state     {}", describe(&run.state))?;
+    writeln!(o, "created   {}", run.created_at.to_rfc3339())?;
+    writeln!(o, "updated   {}", run.updated_at.to_rfc3339())?;
+    if run.dry_run {
         writeln!(o, "dry run   yes: plugins record what they would do")?;
         writeln!(o, "plan")?;
-        for line in crate::progress::plan(&record) {
+        let steps = run
+            .steps
+            .iter()
+            .map(|s| (s.key.as_str(), s.outputs.as_ref()));
+        for line in crate::progress::plan_of(steps) {
             writeln!(o, "  {line}")?;
         }
     }
-    writeln!(o, "trigger   {}", record.trigger)?;
-    writeln!(o, "inputs    {}", serde_json::to_string(&record.inputs)?)?;
+    writeln!(o, "trigger   {}", run.trigger)?;
+    writeln!(o, "inputs    {}", serde_json::to_string(&run.inputs)?)?;
     writeln!(
         o,
         "\nSTEP                      STATE          ATTEMPTS  DETAIL"
     )?;
-    for step in &record.steps {
+    for step in &run.steps {
         writeln!(
             o,
             "{:<25} {:<14} {:<9} {}",
             step.key,
-            step.state.status,
+            step.status,
             step.attempt,
-            describe(&step.state.state)
+            describe(&step.state)
         )?;
     }
-    if !attempts.is_empty() {
+    if !run.attempts.is_empty() {
         writeln!(
             o,
             "\nATTEMPT (idempotency key)                                   STATE        NODE                 TOOK     ERROR"
         )?;
-        for a in &attempts {
+        for a in &run.attempts {
             let took = a.finished_at.map_or_else(
                 || "-".to_string(),
                 |f| format!("{:.3}s", (f - a.started_at).as_seconds_f64()),
             );
             let error = a
-                .state
                 .state
                 .get("error")
                 .and_then(|e| e.get("message"))
@@ -249,7 +342,7 @@ async fn show(store: &Store, id: &str, as_json: bool, out: &mut Output) -> anyho
             writeln!(
                 o,
                 "{:<59} {:<12} {:<20} {:<8} {error}",
-                a.idempotency_key, a.state.status, a.node, took
+                a.idempotency_key, a.status, a.node, took
             )?;
         }
     }
@@ -283,40 +376,6 @@ fn describe(state: &Value) -> String {
     parts.join(" ")
 }
 
-fn run_json(record: &RunRecord, attempts: &[AttemptRecord]) -> Value {
-    json!({
-        "id": record.id,
-        "playbook": record.playbook,
-        "version": record.version,
-        "digest": record.digest,
-        "status": record.state.status,
-        "state": record.state.state,
-        "inputs": record.inputs,
-        "trigger": record.trigger,
-        "dry_run": record.dry_run,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "steps": record.steps.iter().map(|s| json!({
-            "key": s.key,
-            "status": s.state.status,
-            "state": s.state.state,
-            "attempt": s.attempt,
-            "outputs": s.outputs,
-            "updated_at": s.updated_at,
-        })).collect::<Vec<_>>(),
-        "attempts": attempts.iter().map(|a| json!({
-            "step": a.step,
-            "number": a.number,
-            "idempotency_key": a.idempotency_key,
-            "status": a.state.status,
-            "state": a.state.state,
-            "node": a.node,
-            "started_at": a.started_at,
-            "finished_at": a.finished_at,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// What a person does to a run.
 #[derive(Debug, Clone, Copy)]
 pub enum Control {
@@ -336,6 +395,20 @@ impl Control {
 }
 
 pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow::Result<u8> {
+    if let Some(client) = Client::from_args(&args.remote)? {
+        if args.wait {
+            return Err(anyhow!(
+                "--wait drives the run here; with --server the server drives it"
+            ));
+        }
+        return remote_runtime()?.block_on(async {
+            let outcome = match client.control(&args.id, action.verb()).await {
+                Ok(outcome) => outcome,
+                Err(e) => return report(&e, out),
+            };
+            changed(out, &args.id, action, &outcome.previous, &outcome.status)
+        });
+    }
     with_cli_node(&args.node, async |node| {
         let before = node
             .store
@@ -348,28 +421,33 @@ pub fn control(args: &ControlArgs, action: Control, out: &mut Output) -> anyhow:
             Control::Resume => node.engine.resume(&args.id, &node.actor).await,
         };
         let status = result.map_err(refusal)?;
-        let verb = action.verb();
-        if status.as_str() == before.state.status {
-            writeln!(
-                out.stderr,
-                "run {} is {}: nothing to {verb}",
-                args.id, before.state.status
-            )?;
-        } else {
-            writeln!(
-                out.stderr,
-                "run {}: {} -> {}",
-                args.id,
-                before.state.status,
-                status.as_str()
-            )?;
-        }
-        writeln!(out.stdout, "{}", status.as_str())?;
+        changed(out, &args.id, action, &before.state.status, status.as_str())?;
         if args.wait && !status.is_terminal() {
             return finish(node, &args.id, out).await;
         }
         Ok(exit::OK)
     })
+}
+
+/// What a control did: the change on stderr, the state on stdout.
+fn changed(
+    out: &mut Output,
+    id: &str,
+    action: Control,
+    before: &str,
+    after: &str,
+) -> anyhow::Result<u8> {
+    if before == after {
+        writeln!(
+            out.stderr,
+            "run {id} is {before}: nothing to {}",
+            action.verb()
+        )?;
+    } else {
+        writeln!(out.stderr, "run {id}: {before} -> {after}")?;
+    }
+    writeln!(out.stdout, "{after}")?;
+    Ok(exit::OK)
 }
 
 pub fn rerun(args: &RerunArgs, out: &mut Output) -> anyhow::Result<u8> {

@@ -1,11 +1,11 @@
 //! `cordon publish`, `versions`, `show`, `diff`: immutable playbook versions.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
-use cordon_playbook::{Context, PlaybookIndex, validate};
-use cordon_storage::{NewVersion, PluginPin, PublishOutcome};
+use cordon_server::publishing::{self, Publication, PublishError};
+use cordon_storage::PublishOutcome;
 
 use crate::cli::{DatabaseArgs, PublishArgs};
 use crate::database::{split_reference, with_store};
@@ -23,53 +23,27 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
     with_store(&args.database, async |store| {
         // Loading with the store checks release floors, as a node will.
         let loaded = crate::plugins::load(&args.catalog, Some(store)).await?;
-        let plugins = &loaded.catalog;
-        // Sub-playbooks resolve against what is published: a version pins them.
-        let mut index = PlaybookIndex::default();
-        for stored in store.all_versions().await? {
-            if let Ok(version) = semver::Version::parse(&stored.version) {
-                index.insert(&stored.name, version, stored.playbook.inputs.clone());
-            }
-        }
-        let ctx = Context {
-            playbooks: Some(&index),
-            ..Context::new(plugins)
+        let catalog = cordon_server::Catalog {
+            plugins: Arc::new(loaded.catalog),
+            components: loaded.components,
         };
-        let validation = validate(&file, &bytes, &ctx);
-        for d in &validation.diagnostics {
+        // Sub-playbooks resolve against what is published: a version pins them.
+        let publication =
+            publishing::publish(store, &catalog, &file, &bytes, &by, chrono::Utc::now()).await;
+        let none = Vec::new();
+        let diagnostics = match &publication {
+            Ok(p) => &p.diagnostics,
+            Err(PublishError::Invalid(diagnostics)) => diagnostics,
+            Err(PublishError::Storage(_)) => &none,
+        };
+        for d in diagnostics {
             out.stdout.push_str(&d.render());
         }
-        let Some(valid) = validation.into_valid() else {
-            writeln!(out.stderr, "not published: {file} does not validate")?;
-            return Ok(exit::PROBLEMS);
-        };
-        let playbook = valid.playbook();
-        let mut pins = BTreeMap::new();
-        for uses in playbook.steps.iter().filter_map(|s| s.uses.as_ref()) {
-            // A loaded component pins its exact digest; a descriptor alone, its version.
-            let component = loaded.components.get(&(uses.name.clone(), uses.major));
-            if let Some((version, digest)) = component {
-                pins.insert(
-                    uses.to_string(),
-                    PluginPin {
-                        version: version.clone(),
-                        digest: Some(digest.clone()),
-                    },
-                );
-            } else if let Some(descriptor) = plugins.get(&uses.name, uses.major) {
-                pins.insert(
-                    uses.to_string(),
-                    PluginPin {
-                        version: descriptor.version.to_string(),
-                        digest: None,
-                    },
-                );
-            }
-        }
-        let source = String::from_utf8(bytes.clone())?;
-        let new = NewVersion::new(playbook, source, pins, chrono::Utc::now(), by)?;
-        match store.publish(new).await {
-            Ok(PublishOutcome::Published(v)) => {
+        match publication {
+            Ok(Publication {
+                outcome: PublishOutcome::Published(v),
+                ..
+            }) => {
                 writeln!(
                     out.stdout,
                     "published {}@{} {}",
@@ -77,7 +51,10 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
                 )?;
                 Ok(exit::OK)
             }
-            Ok(PublishOutcome::AlreadyPublished(v)) => {
+            Ok(Publication {
+                outcome: PublishOutcome::AlreadyPublished(v),
+                ..
+            }) => {
                 writeln!(
                     out.stdout,
                     "unchanged: {}@{} is already published with this content ({})",
@@ -85,11 +62,17 @@ pub fn publish(args: &PublishArgs, out: &mut Output) -> anyhow::Result<u8> {
                 )?;
                 Ok(exit::OK)
             }
-            Err(e @ cordon_storage::StorageError::VersionConflict { .. }) => {
+            Err(PublishError::Invalid(_)) => {
+                writeln!(out.stderr, "not published: {file} does not validate")?;
+                Ok(exit::PROBLEMS)
+            }
+            Err(PublishError::Storage(
+                e @ cordon_storage::StorageError::VersionConflict { .. },
+            )) => {
                 writeln!(out.stderr, "error: {e}")?;
                 Ok(exit::PROBLEMS)
             }
-            Err(e) => Err(e.into()),
+            Err(PublishError::Storage(e)) => Err(e.into()),
         }
     })
 }

@@ -8,6 +8,7 @@
 //! injected clock, idempotency keys, leases between nodes and the worker
 //! loop.
 
+pub mod approval;
 pub mod attempt_state;
 pub mod clock;
 mod engine;

@@ -193,8 +193,9 @@ fn exact(data: &Value) -> Value {
 }
 
 /// Replaces every occurrence of a secret value inside `data`'s strings
-/// (and object keys) with `[secret]`.
-pub(crate) fn redact(data: &mut Value, secrets: &[String]) {
+/// (and object keys) with `[secret]`: for audit events, and for anything
+/// else that shows a run (the API's responses, `cordon runs show`).
+pub fn redact(data: &mut Value, secrets: &[String]) {
     let secrets: Vec<&str> = secrets
         .iter()
         .map(String::as_str)

@@ -103,6 +103,10 @@ pub struct ChangeSet {
     /// Values that must never reach the audit log in clear (the run's
     /// secret inputs): wherever they appear in an event, `[secret]` stands.
     pub secrets: Vec<String>,
+    /// Approval requests opened, decided, escalated or closed by this change.
+    pub approvals: Vec<crate::approvals::ApprovalChange>,
+    /// Mails to send once this change commits (the outbox).
+    pub notifications: Vec<crate::approvals::NewNotification>,
 }
 
 /// A stored attempt.
@@ -340,10 +344,38 @@ impl Store {
                 }
             }
         }
+        // A failed run is mailed about (the outbox row commits with the failure).
+        let mut notifications = changes.notifications.clone();
+        if changes.run.as_ref().is_some_and(|s| s.status == "failed") {
+            notifications.push(crate::approvals::NewNotification {
+                kind: "run_failed".into(),
+                request: None,
+                payload: serde_json::json!({}),
+            });
+        }
+        crate::approvals::apply(&txn, run_id, &changes.approvals, &notifications, now).await?;
+        // A gate cannot outlive its run: once the run stops moving forward
+        // (ended, or compensating), its pending requests close.
+        let ended = match &changes.run {
+            Some(state) if !["queued", "running", "waiting"].contains(&state.status.as_str()) => {
+                crate::approvals::close_for_ended_run(&txn, run_id, &state.status, now).await?
+            }
+            _ => None,
+        };
         // The change's audit events, in the same transaction: no transition
         // without its record, no record without its transition.
         let actor = holder.map_or_else(|| "engine".to_string(), |n| format!("node:{n}"));
         let mut events = crate::audit::events_of(run_id, changes, &actor);
+        events.extend(crate::approvals::events(
+            run_id,
+            &changes.approvals,
+            &notifications,
+            changes.actor.as_deref().unwrap_or(&actor),
+        ));
+        events.extend(ended.map(|mut event| {
+            event.actor = changes.actor.clone().unwrap_or_else(|| actor.clone());
+            event
+        }));
         events.extend(changes.events.iter().cloned().map(|mut event| {
             if event.actor.is_empty() {
                 event.actor = changes.actor.clone().unwrap_or_else(|| actor.clone());

@@ -35,6 +35,15 @@ pub fn default_database_url(
     ))
 }
 
+/// What [`Store::readiness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Migrations applied to the database.
+    pub applied: usize,
+    /// Migrations this build knows that the database lacks.
+    pub pending: usize,
+}
+
 /// An open, migrated database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -128,6 +137,21 @@ impl Store {
             ..TransactionOptions::default()
         };
         Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Whether the database answers and every migration this build knows
+    /// is applied (a readiness probe: one read, no DDL).
+    pub async fn readiness(&self) -> Result<Readiness, StorageError> {
+        use sea_orm_migration::MigrationStatus;
+        let all = Migrator::get_migration_with_status_read_only(&self.db).await?;
+        let applied = all
+            .iter()
+            .filter(|m| m.status() == MigrationStatus::Applied)
+            .count();
+        Ok(Readiness {
+            applied,
+            pending: all.len() - applied,
+        })
     }
 
     /// Which database this is.

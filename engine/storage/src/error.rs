@@ -58,6 +58,10 @@ pub enum StorageError {
         /// The limit.
         limit: u32,
     },
+    /// The change conflicts with what is stored (a spent link, a decided
+    /// request, a duplicate decision). Re-read; retrying the same change fails again.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A bounded store is full (a plugin's scratch entries). Not transient.
     #[error("limit reached: {0}")]
     LimitReached(String),

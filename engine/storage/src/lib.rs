@@ -5,6 +5,7 @@
 //! is written in one transaction per change, so a crash leaves either the
 //! old state or the new one, never half of each.
 
+mod approvals;
 mod audit;
 mod changes;
 mod concurrency;
@@ -18,15 +19,26 @@ mod plugin_state;
 mod runs;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod tokens;
 mod versions;
 
-pub use audit::{CheckpointRecord, EventFilter, NewEvent, StoredEvent};
+pub use approvals::{
+    ApprovalChange, ApprovalFilter, ApprovalLink, ApprovalRecord, DecisionRecord,
+    NewApprovalRequest, NewDecision, NewNotification, NotificationRecord,
+};
+pub use audit::{CheckpointRecord, EventFilter, NewEvent, StoredEvent, redact};
 pub use changes::{AttemptChange, AttemptRecord, ChangeSet, StepChange, TimerChange, TimerRecord};
 pub use concurrency::Concurrency;
-pub use connect::{Backend, Store, default_database_url};
+pub use connect::{Backend, Readiness, Store, default_database_url};
 pub use error::StorageError;
-pub use inventory::DeviceRecord;
+pub use inventory::{DeviceProblem, DeviceRecord, Imported, device_problems};
 pub use leases::ACTIVE_STATUSES;
 pub use plugin_state::SCRATCH_ENTRIES_PER_RUN;
 pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
-pub use versions::{NewVersion, PluginPin, PublishOutcome, StoredVersion, VersionSummary};
+pub use tokens::{
+    IssuedToken, NewToken, Revocation, TOKEN_PREFIX, TokenCheck, TokenRecord, TokenStatus,
+    parse_token,
+};
+pub use versions::{
+    NewVersion, PlaybookSummary, PluginPin, PublishOutcome, StoredVersion, VersionSummary,
+};

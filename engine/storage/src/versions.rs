@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use cordon_playbook::Playbook;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -115,6 +117,21 @@ pub struct VersionSummary {
     pub published_by: String,
 }
 
+/// One published playbook: its name and newest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlaybookSummary {
+    /// The playbook's name.
+    pub name: String,
+    /// Its highest version (semantic-version order).
+    pub latest: String,
+    /// That version's digest.
+    pub digest: String,
+    /// When that version was published.
+    pub published_at: DateTime<Utc>,
+    /// How many versions are published.
+    pub versions: usize,
+}
+
 /// What `publish` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PublishOutcome {
@@ -176,6 +193,19 @@ impl Store {
         };
         match row.insert(&txn).await {
             Ok(inserted) => {
+                // Who published what, in the transaction that stores it.
+                let event = crate::audit::NewEvent {
+                    actor: format!("user:{}", new.published_by),
+                    kind: "playbook.published".into(),
+                    run: None,
+                    step: None,
+                    device: None,
+                    data: serde_json::json!({
+                        "playbook": new.name, "version": new.version, "digest": new.digest,
+                        "plugins": new.plugins,
+                    }),
+                };
+                crate::audit::append(&txn, self.backend(), &[event], new.published_at).await?;
                 txn.commit().await?;
                 Ok(PublishOutcome::Published(inserted.try_into()?))
             }
@@ -243,6 +273,41 @@ impl Store {
             .collect();
         out.sort_by(|a, b| by_semver(&a.version, &b.version));
         Ok(out)
+    }
+
+    /// Every published playbook, by name, with its newest version.
+    pub async fn playbooks(&self) -> Result<Vec<PlaybookSummary>, StorageError> {
+        let rows: Vec<(String, String, String, DateTime<Utc>)> = Versions::find()
+            .select_only()
+            .columns([
+                playbook_version::Column::Name,
+                playbook_version::Column::Version,
+                playbook_version::Column::Digest,
+                playbook_version::Column::PublishedAt,
+            ])
+            .order_by_asc(playbook_version::Column::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut by_name: BTreeMap<String, PlaybookSummary> = BTreeMap::new();
+        for (name, version, digest, published_at) in rows {
+            let summary = by_name
+                .entry(name.clone())
+                .or_insert_with(|| PlaybookSummary {
+                    name,
+                    latest: version.clone(),
+                    digest: digest.clone(),
+                    published_at,
+                    versions: 0,
+                });
+            summary.versions += 1;
+            if by_semver(&version, &summary.latest).is_gt() {
+                summary.latest = version;
+                summary.digest = digest;
+                summary.published_at = published_at;
+            }
+        }
+        Ok(by_name.into_values().collect())
     }
 
     /// Every published version of every playbook, for the validator's sub-playbook index.

@@ -96,6 +96,8 @@ fn start_a() -> ChangeSet {
         actor: None,
         events: vec![],
         secrets: vec![],
+        approvals: vec![],
+        notifications: vec![],
     }
 }
 
@@ -150,6 +152,8 @@ on_both_backends!(
             actor: None,
             events: vec![],
             secrets: vec![],
+            approvals: vec![],
+            notifications: vec![],
         };
         assert_eq!(
             store.commit("r1", 2, &finish, at(5)).await.expect("commit"),
@@ -431,21 +435,22 @@ on_both_backends!(
     |store: Store| async move {
         run_with_steps(&store, &["r1"]).await;
         let created = store.audit_size().await.expect("size");
-        assert_eq!(created, 1, "run.created");
+        assert_eq!(created, 2, "playbook.published, run.created");
         store
             .commit_as(Some("n1"), "r1", 1, &start_a(), at(1))
             .await
             .expect_err("no lease: fenced");
         assert_eq!(
             store.audit_size().await.expect("size"),
-            1,
+            2,
             "a refused commit records nothing"
         );
         store
             .commit("r1", 1, &start_a(), at(1))
             .await
             .expect("commit");
-        // The run, the step, the attempt and the timer: four events, chained.
+        // The run, the step, the attempt and the timer: four events, chained
+        // after the publication and the run's creation.
         let events = store
             .audit_events(&cordon_storage::EventFilter::default())
             .await
@@ -454,6 +459,7 @@ on_both_backends!(
         assert_eq!(
             kinds,
             [
+                "playbook.published",
                 "run.created",
                 "run.running",
                 "step.running",
@@ -465,14 +471,15 @@ on_both_backends!(
             assert_eq!(pair[1].event.prev, pair[0].leaf, "chained");
             assert_eq!(pair[1].event.seq, pair[0].event.seq + 1);
         }
-        assert_eq!(events[3].event.data["idempotency_key"], "r1/a/1");
-        assert_eq!(events[1].event.actor, "engine");
+        assert_eq!(events[0].event.actor, "user:alice");
+        assert_eq!(events[4].event.data["idempotency_key"], "r1/a/1");
+        assert_eq!(events[2].event.actor, "engine");
         // A stale revision writes neither the change nor its events.
         store
             .commit("r1", 1, &start_a(), at(2))
             .await
             .expect_err("stale");
-        assert_eq!(store.audit_size().await.expect("size"), 5);
+        assert_eq!(store.audit_size().await.expect("size"), 6);
     }
 );
 
@@ -486,8 +493,8 @@ on_both_backends!(
             .await
             .expect("sign")
             .expect("new");
-        assert_eq!(first.size, 2);
-        let leaves = store.audit_leaves(2).await.expect("leaves");
+        assert_eq!(first.size, 3, "the publication and two runs created");
+        let leaves = store.audit_leaves(3).await.expect("leaves");
         assert_eq!(first.root, hex::encode(cordon_audit::root(&leaves)));
         assert_eq!(
             store.checkpoint(sign, at(4)).await.expect("sign"),
@@ -503,7 +510,7 @@ on_both_backends!(
             .await
             .expect("sign")
             .expect("new");
-        assert_eq!(second.size, 6);
+        assert_eq!(second.size, 7);
         assert_eq!(store.checkpoints().await.expect("list").len(), 2);
         // Someone edits a stored event behind Cordon's back: nothing more is signed.
         store

@@ -5,12 +5,11 @@
 
 use cordon_storage::{ChangeSet, StorageError};
 
-use super::decide::{Decision, run_event, step_event};
+use super::decide::{Decision, run_event};
 use super::snapshot::{Snapshot, stored};
 use super::{Engine, EngineError, compensation};
 use crate::machine::Transition;
 use crate::run_state::{RunError, RunEvent, RunStatus};
-use crate::step_state::StepEvent;
 
 impl Engine {
     /// Holds a running or waiting run: no new step starts until it is
@@ -93,54 +92,6 @@ impl Engine {
                     }
                     return Ok(state.status());
                 }
-                Err(StorageError::StaleRevision { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Records a decision on an approval gate. (The approval model — who may
-    /// decide, quorum, plan digests — arrives with the server; this is the
-    /// engine's side of it.)
-    pub async fn decide_gate(
-        &self,
-        run_id: &str,
-        step: &str,
-        approve: bool,
-        reason: &str,
-    ) -> Result<(), EngineError> {
-        loop {
-            let snap = Snapshot::load(&self.store, run_id).await?;
-            let now = self.clock.now();
-            let current = snap.step(step)?;
-            let event = if approve {
-                StepEvent::Approved { at: now }
-            } else {
-                StepEvent::Rejected {
-                    at: now,
-                    reason: reason.to_string(),
-                }
-            };
-            let mut decision = Decision::default();
-            step_event(
-                &mut decision,
-                step,
-                current.state.clone(),
-                current.attempt,
-                event,
-                approve.then(|| serde_json::json!({"approved": true})),
-            )?;
-            if snap.run.status() == RunStatus::Waiting
-                && let Transition::To { state, .. } = snap.run.clone().on(RunEvent::Wake)?
-            {
-                decision.changes.run = Some(stored(state.status().as_str(), &state));
-            }
-            match self
-                .store
-                .commit(run_id, snap.record.revision, &decision.changes, now)
-                .await
-            {
-                Ok(_) => return Ok(()),
                 Err(StorageError::StaleRevision { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -486,13 +486,8 @@ pub(crate) fn decide(
                     },
                     None,
                 )?;
-                if let Some(timeout) = definition.approval.as_ref().and_then(|a| a.timeout) {
-                    let until = crate::clock::later(now, timeout.get());
-                    decision.changes.timers.push(TimerChange::Arm {
-                        step: key.to_string(),
-                        at: until,
-                        purpose: "approval_timeout".into(),
-                    });
+                if let Some(approval) = definition.approval.as_ref() {
+                    super::approvals::open(&mut decision, prep, snap, key, approval, now);
                 }
             }
             PlanStepKind::Playbook { .. } => {

@@ -10,6 +10,7 @@
 //! decides the same thing again, and an attempt that may have run is re-run
 //! with its original idempotency key.
 
+mod approvals;
 mod attempts;
 mod children;
 mod compensation;
@@ -747,6 +748,17 @@ impl Engine {
         combined.changes.new_steps.extend(next.changes.new_steps);
         combined.changes.attempts.extend(next.changes.attempts);
         combined.changes.timers.extend(next.changes.timers);
+        combined.changes.events.extend(next.changes.events);
+        combined.changes.approvals.extend(next.changes.approvals);
+        combined
+            .changes
+            .notifications
+            .extend(next.changes.notifications);
+        for secret in next.changes.secrets {
+            if !combined.changes.secrets.contains(&secret) {
+                combined.changes.secrets.push(secret);
+            }
+        }
         combined.executions.extend(next.executions);
         combined.compensations.extend(next.compensations);
         Ok(Some(combined))

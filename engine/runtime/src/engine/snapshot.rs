@@ -57,6 +57,9 @@ pub(crate) struct Snapshot {
     pub(crate) children: BTreeMap<String, (RunStatus, Value)>,
     /// The inventory, loaded when a fan-out over `inventory.select` may start.
     pub(crate) inventory: Option<Arc<dyn Inventory>>,
+    /// The pending approval requests of waiting gates, by step key (read
+    /// only when a gate waits: their timers need them).
+    pub(crate) approvals: BTreeMap<String, cordon_storage::ApprovalRecord>,
 }
 
 impl Snapshot {
@@ -94,6 +97,25 @@ impl Snapshot {
             );
         }
         let timers = store.timers(run_id).await?;
+        let mut approvals = BTreeMap::new();
+        let gate_waits = steps.values().any(|s| {
+            matches!(
+                s.state,
+                StepState::Waiting {
+                    on: crate::step_state::StepWait::Approval { .. },
+                    ..
+                }
+            )
+        });
+        if gate_waits {
+            let filter = cordon_storage::ApprovalFilter {
+                status: Some("pending".into()),
+                run: Some(run_id.to_string()),
+            };
+            for request in store.approvals(&filter).await? {
+                approvals.insert(request.step.clone(), request);
+            }
+        }
         let mut children = BTreeMap::new();
         for step in steps
             .values()
@@ -119,6 +141,7 @@ impl Snapshot {
             timers,
             children,
             inventory: None,
+            approvals,
         })
     }
 
@@ -140,10 +163,12 @@ impl Snapshot {
         revision: i64,
         now: crate::Timestamp,
     ) -> Result<bool, EngineError> {
-        if changes
-            .timers
-            .iter()
-            .any(|t| matches!(t, TimerChange::Arm { .. }))
+        // A new timer's id, and an approval request's state, only storage knows.
+        if !changes.approvals.is_empty()
+            || changes
+                .timers
+                .iter()
+                .any(|t| matches!(t, TimerChange::Arm { .. }))
         {
             return Ok(false);
         }

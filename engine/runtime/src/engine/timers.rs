@@ -150,26 +150,18 @@ pub(crate) fn fire_due(
                     on: StepWait::Approval { .. },
                     ..
                 },
-                "approval_timeout",
+                super::approvals::TIMEOUT,
             ) => {
-                let approval = prep.step(&timer.step)?.approval.as_ref();
-                let event = match approval.map(|a| a.on_timeout) {
-                    Some(cordon_playbook::model::OnTimeout::Approve) => {
-                        StepEvent::Approved { at: now }
-                    }
-                    _ => StepEvent::Rejected {
-                        at: now,
-                        reason: "no decision before the gate's timeout".into(),
-                    },
-                };
-                step_event(
-                    decision,
-                    &timer.step,
-                    step.state.clone(),
-                    step.attempt,
-                    event,
-                    None,
-                )?;
+                super::approvals::timed_out(decision, prep, snap, &timer.step, now)?;
+            }
+            (
+                StepState::Waiting {
+                    on: StepWait::Approval { .. },
+                    ..
+                },
+                super::approvals::REMINDER,
+            ) => {
+                super::approvals::remind(decision, prep, snap, &timer.step, now)?;
             }
             (
                 StepState::Waiting {

@@ -123,10 +123,7 @@ on_both_backends!(
             .to_string();
         assert_eq!(contain.state.status, "running");
         // The child's gate is rejected: the child fails, and the parent with it.
-        engine
-            .decide_gate(&child_id, "confirm", false, "not this device")
-            .await
-            .expect("deny");
+        decide(&engine, &store, &child_id, "confirm", false).await;
         assert_eq!(
             engine.drive(&run).await.expect("drive"),
             Progress::Finished(RunStatus::Failed)

@@ -221,3 +221,50 @@ steps:
     with: {device: '${{ inputs.device }}'}
 on_failure: {compensate: false}
 "#;
+
+/// Decides gate `step` of `run` as a person the gate names (its first
+/// listed role and group), on the plan the request shows now.
+pub async fn decide(engine: &Engine, store: &Store, run: &str, step: &str, approve: bool) {
+    use cordon_runtime::approval::{Ballot, Person, Verdict};
+    let request = store
+        .approval_of_step(run, step)
+        .await
+        .expect("read")
+        .expect("the gate opened a request");
+    let request = engine.approval(&request.id).await.expect("request");
+    let names = |key: &str| -> Vec<String> {
+        request.approvers[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let person = Person {
+        user: names("users")
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "approver".into()),
+        groups: names("groups"),
+        roles: names("roles"),
+    };
+    let ballot = Ballot {
+        request: request.id.clone(),
+        verdict: if approve {
+            Verdict::Approve
+        } else {
+            Verdict::Deny
+        },
+        comment: Some("test decision".into()),
+        input: BTreeMap::new(),
+        plan_digest: request.plan_digest.clone(),
+        channel: "api".into(),
+        link: None,
+    };
+    engine
+        .decide_approval(&person, &ballot)
+        .await
+        .expect("decide");
+}

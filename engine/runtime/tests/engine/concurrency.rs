@@ -68,10 +68,7 @@ on_both_backends!(
         assert_eq!(engine.drive(&other).await.expect("drive"), at_gate);
         assert_eq!(status(&store, &other).await, "waiting");
         // The slot frees when the first run ends; then the second starts.
-        engine
-            .decide_gate(&first, "approve", true, "")
-            .await
-            .expect("approve");
+        decide(&engine, &store, &first, "approve", true).await;
         assert_eq!(
             engine.drive(&first).await.expect("drive"),
             Progress::Finished(RunStatus::Succeeded)

@@ -203,10 +203,7 @@ on_both_backends!(
             !executor.calls().iter().any(|c| c.step == "revoke"),
             "nothing irreversible before the approval"
         );
-        engine
-            .decide_gate(&run, "approve", true, "")
-            .await
-            .expect("approve");
+        decide(&engine, &store, &run, "approve", true).await;
         assert_eq!(
             engine.drive(&run).await.expect("drive"),
             Progress::Finished(RunStatus::Succeeded)

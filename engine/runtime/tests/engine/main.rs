@@ -2,6 +2,7 @@
 //! with a scripted executor standing in for the plugin host. One test
 //! binary, split by concept.
 
+mod approvals;
 mod children;
 mod common;
 mod concurrency;

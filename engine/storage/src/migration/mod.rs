@@ -7,6 +7,8 @@ mod m0002_runs;
 mod m0003_run_concurrency;
 mod m0004_plugin_state;
 mod m0005_audit;
+mod m0006_approvals;
+mod m0007_api_tokens;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_run_concurrency::Migration),
             Box::new(m0004_plugin_state::Migration),
             Box::new(m0005_audit::Migration),
+            Box::new(m0006_approvals::Migration),
+            Box::new(m0007_api_tokens::Migration),
         ]
     }
 }
