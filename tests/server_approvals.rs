@@ -586,3 +586,40 @@ async fn the_cli_lists_shows_and_decides_through_the_server_and_the_database() {
         .collect();
     assert_eq!(channels, ["api", "cli"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_are_mailed_while_the_gate_waits() {
+    let reminding = "      approvers: {users: [carol]}
+      timeout: 1h
+      remind_every: 1s";
+    let f = Fixture::start(&[&gated("reminds", reminding)]).await;
+    let alice = f.api("alice", "responder");
+    let (run, request) = start_and_wait_for_gate(&alice, "reminds").await;
+    let reminder = f.sink.mail_to("carol@fleet.test", "Reminder");
+    assert!(reminder.contains(&run), "{reminder}");
+    // Each mail carries a link of its own; the reminder's decides too.
+    let link: String = reminder[reminder.find("/approve/").expect("link")..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.'))
+        .collect();
+    let (status, shown) = page(&f.server, &link).await;
+    assert_eq!(status, 200, "{shown}");
+    let form = [
+        ("csrf", hidden(&shown, "csrf")),
+        ("plan_digest", hidden(&shown, "plan_digest")),
+        ("verdict", "approve".to_string()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post_form(&f.server, &link, &form).await.0, 200);
+    alice
+        .wait_for(&run, "succeeded", Duration::from_secs(20))
+        .await;
+    // The reminder's link decided it.
+    let events = alice
+        .get(&format!(
+            "/api/v1/approvals/{}",
+            request["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(events.body["status"], "approved", "{}", events.text);
+}
