@@ -76,7 +76,9 @@ pub(crate) fn start(
         playbook: reference.name.clone(),
         version: reference.version.to_string(),
         inputs,
-        trigger: json!({"kind": "parent", "run": snap.record.id, "step": key}),
+        // The person who started the parent started the child too: its
+        // gates must not let them approve their own run either.
+        trigger: json!({"kind": "parent", "run": snap.record.id, "step": key, "by": snap.record.trigger.get("by")}),
     });
     step_event(
         decision,

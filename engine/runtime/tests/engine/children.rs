@@ -77,7 +77,7 @@ on_both_backends!(
         );
         assert_eq!(
             child.trigger,
-            json!({"kind": "parent", "run": run, "step": "contain"})
+            json!({"kind": "parent", "run": run, "step": "contain", "by": "alice"})
         );
         let report = executor
             .calls()
@@ -122,6 +122,13 @@ on_both_backends!(
             .expect("id")
             .to_string();
         assert_eq!(contain.state.status, "running");
+        // Whoever started the parent started the child: no self-approval there either.
+        let gate = store
+            .approval_of_step(&child_id, "confirm")
+            .await
+            .expect("read")
+            .expect("request");
+        assert_eq!(gate.initiator.as_deref(), Some("alice"));
         // The child's gate is rejected: the child fails, and the parent with it.
         decide(&engine, &store, &child_id, "confirm", false).await;
         assert_eq!(
