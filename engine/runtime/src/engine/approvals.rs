@@ -422,7 +422,10 @@ impl Engine {
                 )
                 .await
             {
-                Ok(_) => return Ok(standing),
+                Ok(_) => {
+                    self.wake_work();
+                    return Ok(standing);
+                }
                 // The run moved, or the request did (another decision, a
                 // replan, a timeout): read again and decide on what is there.
                 Err(StorageError::StaleRevision { .. }) => continue,

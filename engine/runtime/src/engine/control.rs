@@ -48,7 +48,10 @@ impl Engine {
                 .commit(run_id, snap.record.revision, &changes, self.clock.now())
                 .await
             {
-                Ok(_) => return Ok(state.status()),
+                Ok(_) => {
+                    self.wake_work();
+                    return Ok(state.status());
+                }
                 Err(StorageError::StaleRevision { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -90,6 +93,8 @@ impl Engine {
                     for child in snap.children.keys() {
                         Box::pin(self.cancel(child, by)).await?;
                     }
+                    // Compensation, if any, is driven at once.
+                    self.wake_work();
                     return Ok(state.status());
                 }
                 Err(StorageError::StaleRevision { .. }) => continue,

@@ -202,6 +202,9 @@ pub struct Engine {
     plans: Arc<Mutex<HashMap<String, Arc<Prepared>>>>,
     /// Runs this node is driving now.
     driving: Arc<Mutex<HashSet<String>>>,
+    /// Wakes this node's work loop before its next poll: a run started or
+    /// a gate decided here moves at once, not a poll interval later.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// Marks a run as driven by this node while it lives.
@@ -252,7 +255,13 @@ impl Engine {
             lease: chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30)),
             plans: Arc::default(),
             driving: Arc::default(),
+            wake: Arc::default(),
         }
+    }
+
+    /// Tells this node's work loop that a run can move (it claims at once).
+    pub(crate) fn wake_work(&self) {
+        self.wake.notify_one();
     }
 
     /// Starts a run: pins the version (the newest if none is named),
@@ -261,6 +270,7 @@ impl Engine {
     pub async fn start_run(&self, request: RunRequest) -> Result<String, StartError> {
         let id = uuid::Uuid::now_v7().to_string();
         self.create_run_with_id(&id, request).await?;
+        self.wake_work();
         Ok(id)
     }
 

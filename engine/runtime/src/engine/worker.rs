@@ -94,6 +94,8 @@ impl Engine {
                     continue;
                 }
                 _ = ticker.tick() => {}
+                // A run started or a gate decided on this node: claim now.
+                () = self.wake.notified() => {}
             }
             let room = capacity.saturating_sub(driving.len());
             if room == 0 {
