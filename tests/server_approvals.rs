@@ -107,28 +107,6 @@ fn device(id: &str) -> Value {
     json!({"id": id, "type": "plc", "site": "plant-a", "tags": ["line-3"], "criticality": "high"})
 }
 
-/// Starts `playbook` as alice and waits for its gate's pending request.
-async fn start_and_wait_for_gate(alice: &Api, playbook: &str) -> (String, Value) {
-    let started = alice
-        .post_json("/api/v1/runs", &json!({"playbook": playbook}))
-        .await;
-    assert!(started.status < 300, "{}", started.text);
-    let run = started.body["id"].as_str().expect("run id").to_string();
-    let began = Instant::now();
-    loop {
-        let pending = alice.get(&format!("/api/v1/approvals?run={run}")).await;
-        assert_eq!(pending.status, 200, "{}", pending.text);
-        if let Some(request) = pending.body.as_array().and_then(|a| a.first()) {
-            return (run, request.clone());
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(15),
-            "no approval request for {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn decide(
     api: &Api,
     request: &Value,
@@ -153,7 +131,7 @@ async fn a_quorum_of_two_distinct_approvers_and_any_deny_rejects() {
     let bob = f.api("bob", "approver");
     let carol = f.api("carol", "approver");
     let dave = f.api("dave", "viewer");
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     assert_eq!(request["plan"]["devices"], json!(["plc-1", "plc-2"]));
     assert_eq!(request["message"], "Roll back line line-3?");
 
@@ -215,7 +193,7 @@ async fn a_quorum_of_two_distinct_approvers_and_any_deny_rejects() {
     assert_eq!(late.body["code"], "approval_closed", "{}", late.text);
 
     // A second run: two distinct approvals open the gate and the rollout runs.
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     assert_eq!(
         decide(&bob, &request, "approve", "ok").await.body["status"],
         "pending"
@@ -246,7 +224,7 @@ async fn a_changed_plan_voids_an_earlier_approval() {
     let alice = f.api("alice", "responder");
     let bob = f.api("bob", "approver");
     let carol = f.api("carol", "approver");
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     assert_eq!(
         decide(&bob, &request, "approve", "two devices, fine")
             .await
@@ -306,7 +284,7 @@ async fn a_timeout_rejects_or_escalates_to_the_second_group() {
       escalate: {approvers: {groups: [plant-managers]}, timeout: 1h}";
     let f = Fixture::start(&[&gated("expires", reject), &gated("escalates", escalate)]).await;
     let alice = f.api("alice", "responder");
-    let (run, request) = start_and_wait_for_gate(&alice, "expires").await;
+    let (run, request) = alice.start_at_gate("expires").await;
     alice
         .wait_for(&run, "failed", Duration::from_secs(15))
         .await;
@@ -320,7 +298,7 @@ async fn a_timeout_rejects_or_escalates_to_the_second_group() {
     // The person who started the failed run is told.
     f.sink.mail_to("alice@fleet.test", &run);
 
-    let (run, request) = start_and_wait_for_gate(&alice, "escalates").await;
+    let (run, request) = alice.start_at_gate("escalates").await;
     let id = request["id"].as_str().expect("id").to_string();
     let began = Instant::now();
     let escalated = loop {
@@ -402,7 +380,7 @@ async fn a_mailed_link_shows_on_get_decides_on_post_and_only_once() {
       timeout: 3s";
     let f = Fixture::start(&[&gated("rollback-line", QUORUM), &gated("short", short)]).await;
     let alice = f.api("alice", "responder");
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     let id = request["id"].as_str().expect("id").to_string();
     // Bob and carol are mailed; alice (who started it) is not.
     let link = link_in(&f.sink, "bob@fleet.test", &run);
@@ -483,7 +461,7 @@ async fn a_mailed_link_shows_on_get_decides_on_post_and_only_once() {
     );
 
     // An expired link: the gate's 3 s pass.
-    let (run, _request) = start_and_wait_for_gate(&alice, "short").await;
+    let (run, _request) = alice.start_at_gate("short").await;
     let link = link_in(&f.sink, "carol@fleet.test", &run);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (status, body) = page(&f.server, &link).await;
@@ -497,7 +475,7 @@ async fn a_waiting_run_survives_a_restart_and_the_approval_completes_it() {
     let alice = f.api("alice", "responder");
     let bob_token = f.server.token("bob", "approver");
     let carol_token = f.server.token("carol", "approver");
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     let bob = f.server.api(Some(&bob_token));
     assert_eq!(
         decide(&bob, &request, "approve", "before the restart")
@@ -520,7 +498,7 @@ async fn a_waiting_run_survives_a_restart_and_the_approval_completes_it() {
 async fn the_cli_lists_shows_and_decides_through_the_server_and_the_database() {
     let f = Fixture::start(&[&gated("rollback-line", QUORUM)]).await;
     let alice = f.api("alice", "responder");
-    let (run, request) = start_and_wait_for_gate(&alice, "rollback-line").await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     let id = request["id"].as_str().expect("id");
     let bob = f.server.token("bob", "approver");
     let remote = |token: &str, args: &[&str]| {
@@ -594,7 +572,7 @@ async fn reminders_are_mailed_while_the_gate_waits() {
       remind_every: 1s";
     let f = Fixture::start(&[&gated("reminds", reminding)]).await;
     let alice = f.api("alice", "responder");
-    let (run, request) = start_and_wait_for_gate(&alice, "reminds").await;
+    let (run, request) = alice.start_at_gate("reminds").await;
     let reminder = f.sink.mail_to("carol@fleet.test", "Reminder");
     assert!(reminder.contains(&run), "{reminder}");
     // Each mail carries a link of its own; the reminder's decides too.

@@ -291,6 +291,29 @@ impl Api {
         .await
     }
 
+    /// Starts `playbook` and waits (up to 15 s) for its gate's pending
+    /// approval request; the run id and the request.
+    pub async fn start_at_gate(&self, playbook: &str) -> (String, Value) {
+        let started = self
+            .post_json("/api/v1/runs", &serde_json::json!({"playbook": playbook}))
+            .await;
+        assert!(started.status < 300, "{}", started.text);
+        let run = started.body["id"].as_str().expect("run id").to_string();
+        let began = Instant::now();
+        loop {
+            let pending = self.get(&format!("/api/v1/approvals?run={run}")).await;
+            assert_eq!(pending.status, 200, "{}", pending.text);
+            if let Some(request) = pending.body.as_array().and_then(|a| a.first()) {
+                return (run, request.clone());
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(15),
+                "no approval request for {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls run `id` until its status is `wanted` (or the time is up).
     pub async fn wait_for(&self, id: &str, wanted: &str, within: Duration) -> Value {
         let began = Instant::now();

@@ -8,11 +8,11 @@
 
 mod server_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use server_support::{Api, Server, urlencoded};
+use server_support::{Server, urlencoded};
 
 const SETTLE: &str = "cordon: v1
 name: settle
@@ -245,28 +245,6 @@ async fn gated_server() -> Server {
     server
 }
 
-/// Starts the gated playbook through `api` and waits for its pending request.
-async fn start_and_wait_for_gate(api: &Api) -> (String, Value) {
-    let started = api
-        .post_json("/api/v1/runs", &json!({"playbook": "rollback-line"}))
-        .await;
-    assert!(started.status < 300, "{}", started.text);
-    let run = started.body["id"].as_str().expect("run id").to_string();
-    let began = Instant::now();
-    loop {
-        let pending = api.get(&format!("/api/v1/approvals?run={run}")).await;
-        assert_eq!(pending.status, 200, "{}", pending.text);
-        if let Some(request) = pending.body.as_array().and_then(|a| a.first()) {
-            return (run, request.clone());
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(15),
-            "no approval request for {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_need_a_session_and_signing_in_checks_the_token_as_the_api_does() {
     let server = Server::start_with(CONFIG);
@@ -443,7 +421,7 @@ async fn the_inbox_shows_the_plan_and_a_form_with_csrf_decides_on_the_web() {
     let server = gated_server().await;
     let alice_token = server.token("alice", "responder");
     let alice = server.api(Some(&alice_token));
-    let (run, request) = start_and_wait_for_gate(&alice).await;
+    let (run, request) = alice.start_at_gate("rollback-line").await;
     let id = request["id"].as_str().expect("id").to_string();
     let digest = request["plan_digest"].as_str().expect("digest").to_string();
     let page_path = format!("/ui/approvals/{id}");

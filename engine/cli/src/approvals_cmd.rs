@@ -147,12 +147,7 @@ fn describe(v: &ApprovalView, to: &mut String) -> anyhow::Result<()> {
     }
     writeln!(to, "  plan {}:", v.plan_digest)?;
     for step in v.plan["steps"].as_array().into_iter().flatten() {
-        let what = step
-            .get("uses")
-            .or_else(|| step.get("playbook"))
-            .or_else(|| step.get("kind"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let what = cordon_server::plan_step_action(step);
         write!(to, "    {}  {what}", step["id"].as_str().unwrap_or(""))?;
         if let Some(with) = step.get("with") {
             write!(to, "  with {with}")?;

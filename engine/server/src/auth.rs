@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use cordon_storage::TokenCheck;
+use cordon_storage::{TokenCheck, TokenRecord};
 use serde_json::json;
 
 use crate::config::{ApiRole, Permission};
@@ -132,25 +132,34 @@ impl AppState {
                 ));
             }
         };
-        let Some(entry) = self.directory.user(&record.user) else {
-            return Err(ApiError::new(
+        let (id, user) = (record.id.clone(), record.user.clone());
+        self.principal_of(record)?.ok_or_else(|| {
+            ApiError::new(
                 ErrorCode::UnknownUser,
                 format!(
-                    "token {} belongs to `{}`, who is not in this server's directory (`users:`)",
-                    record.id, record.user
+                    "token {id} belongs to `{user}`, who is not in this server's directory (`users:`)"
                 ),
-            ));
+            )
+        })
+    }
+
+    /// Who an active token speaks for, as the directory knows them now:
+    /// `None` when its user left the directory. (The API's bearer check and
+    /// the web session both end here.)
+    pub fn principal_of(&self, record: TokenRecord) -> Result<Option<Principal>, ApiError> {
+        let Some(entry) = self.directory.user(&record.user) else {
+            return Ok(None);
         };
         let role: ApiRole = record.role.parse().map_err(|e: String| {
             ApiError::internal(&format!("token {} has a bad role: {e}", record.id))
         })?;
-        Ok(Principal {
+        Ok(Some(Principal {
             user: record.user,
             role,
             groups: entry.groups.clone(),
             roles: entry.roles.clone(),
             token: record.id,
-        })
+        }))
     }
 }
 

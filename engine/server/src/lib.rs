@@ -37,7 +37,9 @@ pub use auth::{Authorized, Principal, permits};
 pub use config::{ApiRole, Directory, Permission, ServerConfig, UserEntry};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use publishing::Catalog;
-pub use routes::approvals::{ApprovalView, DecideBody, DecisionOutcome, DecisionView};
+pub use routes::approvals::{
+    ApprovalView, DecideBody, DecisionOutcome, DecisionView, plan_step_action,
+};
 pub use state::AppState;
 
 /// The API's path prefix.

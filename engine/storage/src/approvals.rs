@@ -1,5 +1,5 @@
-//! Approval requests, the decisions people make on them, the one-time
-//! links mailed to approvers, and the notification outbox.
+//! Approval requests and the decisions people make on them (the mails
+//! that announce them and the links they carry are in [`crate::outbox`]).
 //!
 //! Requests, decisions and queued notifications change only inside a run's
 //! commit ([`crate::ChangeSet::approvals`], [`crate::ChangeSet::notifications`]):
@@ -8,37 +8,15 @@
 //! once are serialised by it, and neither decision is lost.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use serde_json::{Value, json};
 
 use crate::audit::NewEvent;
 use crate::connect::Store;
 use crate::error::StorageError;
-
-fn t(name: &str) -> Alias {
-    Alias::new(name)
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Corrupt(e.to_string())
-}
-
-fn to_text(value: &Value) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(corrupt)
-}
-
-fn from_text(text: &str, what: &str) -> Result<Value, StorageError> {
-    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
-}
-
-fn int(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-fn unsigned(n: i32) -> Result<u32, StorageError> {
-    u32::try_from(n).map_err(corrupt)
-}
+use crate::outbox::NewNotification;
+use crate::sql::{int, json, parse, t, unsigned};
 
 /// A gate's request for approval, as the engine opens it.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,17 +115,6 @@ pub enum ApprovalChange {
     },
 }
 
-/// A mail to send once the change commits (the outbox).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewNotification {
-    /// `approval_request`, `approval_reminder`, `approval_escalated`, `run_failed`.
-    pub kind: String,
-    /// The approval request it is about.
-    pub request: Option<String>,
-    /// Facts the mail is rendered from.
-    pub payload: Value,
-}
-
 /// A stored decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRecord {
@@ -219,6 +186,33 @@ impl ApprovalRecord {
     pub fn is_pending(&self) -> bool {
         self.status == "pending"
     }
+
+    /// The distinct people who approved the plan the request is bound to
+    /// now, in the order they did (approvals on an earlier plan do not count).
+    pub fn approvers(&self) -> Vec<&str> {
+        let mut users: Vec<&str> = Vec::new();
+        for d in &self.decisions {
+            if d.verdict == "approve"
+                && d.plan_digest == self.plan_digest
+                && !users.contains(&d.user.as_str())
+            {
+                users.push(&d.user);
+            }
+        }
+        users
+    }
+
+    /// How many distinct people approved the current plan.
+    pub fn approvals(&self) -> u32 {
+        u32::try_from(self.approvers().len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `user` already decided on the current plan.
+    pub fn decided_by(&self, user: &str) -> bool {
+        self.decisions
+            .iter()
+            .any(|d| d.user == user && d.plan_digest == self.plan_digest)
+    }
 }
 
 /// Which requests to list.
@@ -228,38 +222,6 @@ pub struct ApprovalFilter {
     pub status: Option<String>,
     /// Only this run's.
     pub run: Option<String>,
-}
-
-/// A one-time link mailed to one approver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalLink {
-    /// Its id (random; the mailed link also carries a signature over it).
-    pub id: String,
-    /// The request.
-    pub request: String,
-    /// The approver it was mailed to.
-    pub user: String,
-    /// When it stops working.
-    pub expires_at: DateTime<Utc>,
-    /// When it was spent, if it was.
-    pub used_at: Option<DateTime<Utc>>,
-}
-
-/// A queued mail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotificationRecord {
-    /// Its id.
-    pub id: i64,
-    /// What it announces.
-    pub kind: String,
-    /// The run.
-    pub run: Option<String>,
-    /// The approval request.
-    pub request: Option<String>,
-    /// Facts to render it from.
-    pub payload: Value,
-    /// Tries so far.
-    pub attempts: u32,
 }
 
 /// Applies approval changes and queues notifications inside a run's commit.
@@ -273,118 +235,124 @@ pub(crate) async fn apply(
     let db = txn.get_database_backend();
     for change in changes {
         let statement = match change {
-            ApprovalChange::Open(new) => Query::insert()
-                .into_table(t("approval_requests"))
-                .columns(
-                    [
-                        "id",
-                        "run_id",
-                        "step_key",
-                        "round",
-                        "stage",
-                        "status",
-                        "approvers",
-                        "min",
-                        "allow_initiator",
-                        "require_comment",
-                        "input_spec",
-                        "initiator",
-                        "message",
-                        "plan",
-                        "plan_digest",
-                        "requested_at",
-                        "deadline",
-                    ]
-                    .map(t),
-                )
-                .values_panic([
-                    new.id.clone().into(),
-                    run_id.into(),
-                    new.step.clone().into(),
-                    int(new.round).into(),
-                    0i32.into(),
-                    "pending".into(),
-                    to_text(&new.approvers)?.into(),
-                    int(new.min).into(),
-                    new.allow_initiator.into(),
-                    new.require_comment.into(),
-                    to_text(&new.input)?.into(),
-                    new.initiator.clone().into(),
-                    new.message.clone().into(),
-                    to_text(&new.plan)?.into(),
-                    new.plan_digest.clone().into(),
-                    now.into(),
-                    new.deadline.into(),
-                ])
-                .to_owned()
-                .pipe(|q| db.build(&q)),
-            ApprovalChange::Decide(new) => Query::insert()
-                .into_table(t("approval_decisions"))
-                .columns(
-                    [
-                        "request_id",
-                        "user_name",
-                        "verdict",
-                        "comment",
-                        "input",
-                        "plan_digest",
-                        "stage",
-                        "channel",
-                        "decided_at",
-                    ]
-                    .map(t),
-                )
-                .values_panic([
-                    new.request.clone().into(),
-                    new.user.clone().into(),
-                    new.verdict.clone().into(),
-                    new.comment.clone().into(),
-                    to_text(&new.input)?.into(),
-                    new.plan_digest.clone().into(),
-                    int(new.stage).into(),
-                    new.channel.clone().into(),
-                    now.into(),
-                ])
-                .to_owned()
-                .pipe(|q| db.build(&q)),
+            ApprovalChange::Open(new) => db.build(
+                &Query::insert()
+                    .into_table(t("approval_requests"))
+                    .columns(
+                        [
+                            "id",
+                            "run_id",
+                            "step_key",
+                            "round",
+                            "stage",
+                            "status",
+                            "approvers",
+                            "min",
+                            "allow_initiator",
+                            "require_comment",
+                            "input_spec",
+                            "initiator",
+                            "message",
+                            "plan",
+                            "plan_digest",
+                            "requested_at",
+                            "deadline",
+                        ]
+                        .map(t),
+                    )
+                    .values_panic([
+                        new.id.clone().into(),
+                        run_id.into(),
+                        new.step.clone().into(),
+                        int(new.round).into(),
+                        0i32.into(),
+                        "pending".into(),
+                        json(&new.approvers)?.into(),
+                        int(new.min).into(),
+                        new.allow_initiator.into(),
+                        new.require_comment.into(),
+                        json(&new.input)?.into(),
+                        new.initiator.clone().into(),
+                        new.message.clone().into(),
+                        json(&new.plan)?.into(),
+                        new.plan_digest.clone().into(),
+                        now.into(),
+                        new.deadline.into(),
+                    ])
+                    .to_owned(),
+            ),
+            ApprovalChange::Decide(new) => db.build(
+                &Query::insert()
+                    .into_table(t("approval_decisions"))
+                    .columns(
+                        [
+                            "request_id",
+                            "user_name",
+                            "verdict",
+                            "comment",
+                            "input",
+                            "plan_digest",
+                            "stage",
+                            "channel",
+                            "decided_at",
+                        ]
+                        .map(t),
+                    )
+                    .values_panic([
+                        new.request.clone().into(),
+                        new.user.clone().into(),
+                        new.verdict.clone().into(),
+                        new.comment.clone().into(),
+                        json(&new.input)?.into(),
+                        new.plan_digest.clone().into(),
+                        int(new.stage).into(),
+                        new.channel.clone().into(),
+                        now.into(),
+                    ])
+                    .to_owned(),
+            ),
             ApprovalChange::Replan {
                 request,
                 plan,
                 plan_digest,
-            } => pending_update(request)
-                .value(t("plan"), to_text(plan)?)
-                .value(t("plan_digest"), plan_digest.clone())
-                .to_owned()
-                .pipe(|q| db.build(&q)),
+            } => db.build(
+                &pending_update(request)
+                    .value(t("plan"), json(plan)?)
+                    .value(t("plan_digest"), plan_digest.clone())
+                    .to_owned(),
+            ),
             ApprovalChange::Escalate {
                 request,
                 stage,
                 approvers,
                 deadline,
-            } => pending_update(request)
-                .value(t("stage"), int(*stage))
-                .value(t("approvers"), to_text(approvers)?)
-                .value(t("deadline"), *deadline)
-                .to_owned()
-                .pipe(|q| db.build(&q)),
+            } => db.build(
+                &pending_update(request)
+                    .value(t("stage"), int(*stage))
+                    .value(t("approvers"), json(approvers)?)
+                    .value(t("deadline"), *deadline)
+                    .to_owned(),
+            ),
             ApprovalChange::Close {
                 request,
                 status,
                 outcome,
-            } => pending_update(request)
-                .value(t("status"), status.clone())
-                .value(t("outcome"), outcome.clone())
-                .value(t("decided_at"), now)
-                .to_owned()
-                .pipe(|q| db.build(&q)),
-            ApprovalChange::UseLink { id } => Query::update()
-                .table(t("approval_links"))
-                .value(t("used_at"), now)
-                .and_where(Expr::col(t("id")).eq(id.clone()))
-                .and_where(Expr::col(t("used_at")).is_null())
-                .and_where(Expr::col(t("expires_at")).gt(now))
-                .to_owned()
-                .pipe(|q| db.build(&q)),
+            } => db.build(
+                &pending_update(request)
+                    .value(t("status"), status.clone())
+                    .value(t("outcome"), outcome.clone())
+                    .value(t("decided_at"), now)
+                    .to_owned(),
+            ),
+            ApprovalChange::UseLink { id } => db.build(
+                &Query::update()
+                    .table(t("approval_links"))
+                    .value(t("used_at"), now)
+                    .and_where(Expr::col(t("id")).eq(id.clone()))
+                    .and_where(Expr::col(t("used_at")).is_null())
+                    .and_where(Expr::col(t("expires_at")).gt(now))
+                    .to_owned(),
+            ),
         };
         let affected = txn.execute_raw(statement).await?.rows_affected();
         if affected != 1 {
@@ -406,35 +374,7 @@ pub(crate) async fn apply(
             });
         }
     }
-    if !notifications.is_empty() {
-        let mut insert = Query::insert()
-            .into_table(t("outbox"))
-            .columns(
-                [
-                    "kind",
-                    "run_id",
-                    "request_id",
-                    "payload",
-                    "created_at",
-                    "next_attempt_at",
-                    "attempts",
-                ]
-                .map(t),
-            )
-            .to_owned();
-        for n in notifications {
-            insert.values_panic([
-                n.kind.clone().into(),
-                run_id.into(),
-                n.request.clone().into(),
-                to_text(&n.payload)?.into(),
-                now.into(),
-                now.into(),
-                0i32.into(),
-            ]);
-        }
-        txn.execute_raw(db.build(&insert)).await?;
-    }
+    crate::outbox::queue(txn, run_id, notifications, now).await?;
     Ok(())
 }
 
@@ -477,14 +417,6 @@ fn pending_update(request: &str) -> sea_orm::sea_query::UpdateStatement {
         .and_where(Expr::col(t("status")).eq("pending"))
         .to_owned()
 }
-
-/// A tiny `pipe` so statement building reads top to bottom.
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 /// The audit events recording approval changes and queued notifications
 /// (`actor` is the change's actor: the deciding person for a decision).
@@ -596,14 +528,14 @@ fn request_of(row: &QueryResult) -> Result<ApprovalRecord, StorageError> {
         round: unsigned(row.try_get("", "round")?)?,
         stage: unsigned(row.try_get("", "stage")?)?,
         status: row.try_get("", "status")?,
-        approvers: from_text(&row.try_get::<String>("", "approvers")?, "approvers")?,
+        approvers: parse(&row.try_get::<String>("", "approvers")?, "approvers")?,
         min: unsigned(row.try_get("", "min")?)?,
         allow_initiator: row.try_get("", "allow_initiator")?,
         require_comment: row.try_get("", "require_comment")?,
-        input: from_text(&row.try_get::<String>("", "input_spec")?, "input spec")?,
+        input: parse(&row.try_get::<String>("", "input_spec")?, "input spec")?,
         initiator: row.try_get("", "initiator")?,
         message: row.try_get("", "message")?,
-        plan: from_text(&row.try_get::<String>("", "plan")?, "plan")?,
+        plan: parse(&row.try_get::<String>("", "plan")?, "plan")?,
         plan_digest: row.try_get("", "plan_digest")?,
         requested_at: row.try_get("", "requested_at")?,
         deadline: row.try_get("", "deadline")?,
@@ -620,7 +552,7 @@ fn decision_of(row: &QueryResult) -> Result<(String, DecisionRecord), StorageErr
             user: row.try_get("", "user_name")?,
             verdict: row.try_get("", "verdict")?,
             comment: row.try_get("", "comment")?,
-            input: from_text(&row.try_get::<String>("", "input")?, "decision input")?,
+            input: parse(&row.try_get::<String>("", "input")?, "decision input")?,
             plan_digest: row.try_get("", "plan_digest")?,
             stage: unsigned(row.try_get("", "stage")?)?,
             channel: row.try_get("", "channel")?,
@@ -720,183 +652,5 @@ impl Store {
             query.and_where(Expr::col(t("run_id")).eq(run.clone()));
         }
         self.select_requests(query).await
-    }
-
-    /// Records a one-time link mailed to `link.user` (its issue is audited;
-    /// the signature that makes it usable is never stored).
-    pub async fn issue_approval_link(
-        &self,
-        link: &ApprovalLink,
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let txn = self.begin_write().await?;
-        let db = txn.get_database_backend();
-        let insert = Query::insert()
-            .into_table(t("approval_links"))
-            .columns(["id", "request_id", "user_name", "created_at", "expires_at"].map(t))
-            .values_panic([
-                link.id.clone().into(),
-                link.request.clone().into(),
-                link.user.clone().into(),
-                now.into(),
-                link.expires_at.into(),
-            ])
-            .to_owned();
-        txn.execute_raw(db.build(&insert)).await?;
-        let run = self.approval_run(&txn, &link.request).await?;
-        let event = NewEvent {
-            actor: "engine".into(),
-            kind: "approval.link_issued".into(),
-            run,
-            step: None,
-            device: None,
-            data: json!({"request": link.request, "user": link.user, "link": link.id, "expires_at": link.expires_at}),
-        };
-        crate::audit::append(&txn, self.backend(), &[event], now).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    async fn approval_run(
-        &self,
-        txn: &DatabaseTransaction,
-        request: &str,
-    ) -> Result<Option<String>, StorageError> {
-        let query = Query::select()
-            .column(t("run_id"))
-            .from(t("approval_requests"))
-            .and_where(Expr::col(t("id")).eq(request))
-            .to_owned();
-        let row = txn
-            .query_one_raw(txn.get_database_backend().build(&query))
-            .await?;
-        row.map(|r| r.try_get::<String>("", "run_id"))
-            .transpose()
-            .map_err(Into::into)
-    }
-
-    /// A mailed link.
-    pub async fn approval_link(&self, id: &str) -> Result<Option<ApprovalLink>, StorageError> {
-        let query = Query::select()
-            .columns(["id", "request_id", "user_name", "expires_at", "used_at"].map(t))
-            .from(t("approval_links"))
-            .and_where(Expr::col(t("id")).eq(id))
-            .to_owned();
-        let row = self
-            .db
-            .query_one_raw(self.db.get_database_backend().build(&query))
-            .await?;
-        row.map(|r| {
-            Ok(ApprovalLink {
-                id: r.try_get("", "id")?,
-                request: r.try_get("", "request_id")?,
-                user: r.try_get("", "user_name")?,
-                expires_at: r.try_get("", "expires_at")?,
-                used_at: r.try_get("", "used_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Notifications due to be sent, oldest first.
-    pub async fn due_notifications(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<NotificationRecord>, StorageError> {
-        let query = Query::select()
-            .columns(["id", "kind", "run_id", "request_id", "payload", "attempts"].map(t))
-            .from(t("outbox"))
-            .and_where(Expr::col(t("sent_at")).is_null())
-            .and_where(Expr::col(t("next_attempt_at")).lte(now))
-            .order_by(t("id"), Order::Asc)
-            .limit(limit)
-            .to_owned();
-        self.db
-            .query_all_raw(self.db.get_database_backend().build(&query))
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(NotificationRecord {
-                    id: r.try_get("", "id")?,
-                    kind: r.try_get("", "kind")?,
-                    run: r.try_get("", "run_id")?,
-                    request: r.try_get("", "request_id")?,
-                    payload: from_text(&r.try_get::<String>("", "payload")?, "payload")?,
-                    attempts: unsigned(r.try_get("", "attempts")?)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Marks a notification sent (to whom is audited: the recipients, never the link).
-    pub async fn notification_sent(
-        &self,
-        notification: &NotificationRecord,
-        recipients: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let txn = self.begin_write().await?;
-        let update = Query::update()
-            .table(t("outbox"))
-            .value(t("sent_at"), now)
-            .value(t("attempts"), int(notification.attempts + 1))
-            .and_where(Expr::col(t("id")).eq(notification.id))
-            .and_where(Expr::col(t("sent_at")).is_null())
-            .to_owned();
-        let sent = txn
-            .execute_raw(txn.get_database_backend().build(&update))
-            .await?;
-        if sent.rows_affected() == 1 {
-            let event = NewEvent {
-                actor: "engine".into(),
-                kind: "notification.sent".into(),
-                run: notification.run.clone(),
-                step: None,
-                device: None,
-                data: json!({"kind": notification.kind, "request": notification.request, "to": recipients}),
-            };
-            crate::audit::append(&txn, self.backend(), &[event], now).await?;
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Records a failed try; the next one is due at `retry_at`, or never
-    /// when `None` (a permanent failure, audited).
-    pub async fn notification_failed(
-        &self,
-        notification: &NotificationRecord,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StorageError> {
-        let txn = self.begin_write().await?;
-        let mut update = Query::update()
-            .table(t("outbox"))
-            .value(t("attempts"), int(notification.attempts + 1))
-            .value(t("last_error"), error)
-            .and_where(Expr::col(t("id")).eq(notification.id))
-            .to_owned();
-        match retry_at {
-            Some(at) => update.value(t("next_attempt_at"), at),
-            // Never retried: parked with a far-future due time and audited.
-            None => update.value(t("next_attempt_at"), DateTime::<Utc>::MAX_UTC),
-        };
-        txn.execute_raw(txn.get_database_backend().build(&update))
-            .await?;
-        if retry_at.is_none() {
-            let event = NewEvent {
-                actor: "engine".into(),
-                kind: "notification.failed".into(),
-                run: notification.run.clone(),
-                step: None,
-                device: None,
-                data: json!({"kind": notification.kind, "request": notification.request, "error": error}),
-            };
-            crate::audit::append(&txn, self.backend(), &[event], now).await?;
-        }
-        txn.commit().await?;
-        Ok(())
     }
 }

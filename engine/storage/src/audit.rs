@@ -7,13 +7,14 @@
 
 use chrono::{DateTime, Utc};
 use cordon_audit::{Event, Hash};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, LockType, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use serde_json::{Value, json};
 
 use crate::changes::{AttemptChange, ChangeSet, TimerChange};
 use crate::connect::{Backend, Store};
 use crate::error::StorageError;
+use crate::sql::{corrupt, t};
 
 /// An event to append; its position, time and chain link are assigned when
 /// it is appended.
@@ -68,14 +69,6 @@ pub struct EventFilter {
     pub since: Option<DateTime<Utc>>,
     /// At most this many (oldest first).
     pub limit: Option<u64>,
-}
-
-fn t(name: &str) -> Alias {
-    Alias::new(name)
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Corrupt(e.to_string())
 }
 
 fn unsigned(n: i64) -> Result<u64, StorageError> {

@@ -13,6 +13,7 @@ use crate::connect::Store;
 use crate::entity::{attempt, lease, run, step_run, timer};
 use crate::error::StorageError;
 use crate::runs::StoredState;
+use crate::sql::json;
 
 /// A step's new state.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +107,7 @@ pub struct ChangeSet {
     /// Approval requests opened, decided, escalated or closed by this change.
     pub approvals: Vec<crate::approvals::ApprovalChange>,
     /// Mails to send once this change commits (the outbox).
-    pub notifications: Vec<crate::approvals::NewNotification>,
+    pub notifications: Vec<crate::outbox::NewNotification>,
 }
 
 /// A stored attempt.
@@ -141,10 +142,6 @@ pub struct TimerRecord {
     pub at: DateTime<Utc>,
     /// Why.
     pub purpose: String,
-}
-
-fn json(value: &Value) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 fn number(n: u32) -> i32 {
@@ -347,7 +344,7 @@ impl Store {
         // A failed run is mailed about (the outbox row commits with the failure).
         let mut notifications = changes.notifications.clone();
         if changes.run.as_ref().is_some_and(|s| s.status == "failed") {
-            notifications.push(crate::approvals::NewNotification {
+            notifications.push(crate::outbox::NewNotification {
                 kind: "run_failed".into(),
                 request: None,
                 payload: serde_json::json!({}),

@@ -15,16 +15,17 @@ mod error;
 mod inventory;
 mod leases;
 mod migration;
+mod outbox;
 mod plugin_state;
 mod runs;
+mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod tokens;
 mod versions;
 
 pub use approvals::{
-    ApprovalChange, ApprovalFilter, ApprovalLink, ApprovalRecord, DecisionRecord,
-    NewApprovalRequest, NewDecision, NewNotification, NotificationRecord,
+    ApprovalChange, ApprovalFilter, ApprovalRecord, DecisionRecord, NewApprovalRequest, NewDecision,
 };
 pub use audit::{CheckpointRecord, EventFilter, NewEvent, StoredEvent, redact};
 pub use changes::{AttemptChange, AttemptRecord, ChangeSet, StepChange, TimerChange, TimerRecord};
@@ -33,6 +34,7 @@ pub use connect::{Backend, Readiness, Store, default_database_url};
 pub use error::StorageError;
 pub use inventory::{DeviceProblem, DeviceRecord, Imported, device_problems};
 pub use leases::ACTIVE_STATUSES;
+pub use outbox::{ApprovalLink, NewNotification, NotificationRecord};
 pub use plugin_state::SCRATCH_ENTRIES_PER_RUN;
 pub use runs::{NewRun, RunRecord, RunSummary, StepRecord, StoredState};
 pub use tokens::{

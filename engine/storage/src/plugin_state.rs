@@ -2,18 +2,15 @@
 //! per-run scratch store plugins reach through `cordon:plugin/scratch`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{ConnectionTrait, StatementBuilder};
 
 use crate::connect::Store;
 use crate::error::StorageError;
+use crate::sql::t;
 
 /// Entries one plugin may keep per run.
 pub const SCRATCH_ENTRIES_PER_RUN: u64 = 1000;
-
-fn t(name: &str) -> Alias {
-    Alias::new(name)
-}
 
 impl Store {
     fn build<S: StatementBuilder>(&self, statement: &S) -> sea_orm::Statement {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::connect::Store;
 use crate::entity::{playbook_version, run, step_run};
 use crate::error::StorageError;
+use crate::sql::{json, parse};
 
 /// A state as stored: its name (for queries) and its full JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,14 +118,6 @@ pub struct RunRecord {
     pub updated_at: DateTime<Utc>,
     /// Its steps, in creation order.
     pub steps: Vec<StepRecord>,
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-fn parse(text: &str, what: &str) -> Result<Value, StorageError> {
-    serde_json::from_str(text).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
 }
 
 /// Inserts one step row; a key `id[item]` is one item of fan-out step `id`.

@@ -6,7 +6,7 @@
 //! server decides what a role may do.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq as _;
 use crate::audit::{NewEvent, append};
 use crate::connect::Store;
 use crate::error::StorageError;
+use crate::sql::t;
 
 /// Every token starts with this, so scanners and people recognise one.
 pub const TOKEN_PREFIX: &str = "cordon_";
@@ -137,10 +138,6 @@ pub enum Revocation {
     Revoked(TokenRecord),
     /// It had been revoked before; nothing changed.
     AlreadyRevoked(TokenRecord),
-}
-
-fn t(name: &str) -> Alias {
-    Alias::new(name)
 }
 
 fn random_hex<const N: usize>() -> Result<String, StorageError> {

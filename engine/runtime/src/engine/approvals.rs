@@ -296,25 +296,20 @@ pub(crate) fn remind(
     Ok(())
 }
 
-/// Distinct people who approved `digest`.
-fn approvers_of(request: &ApprovalRecord, digest: &str) -> Vec<String> {
-    let mut users: Vec<String> = Vec::new();
-    for d in &request.decisions {
-        if d.verdict == Verdict::Approve.as_str()
-            && d.plan_digest == digest
-            && !users.contains(&d.user)
-        {
-            users.push(d.user.clone());
-        }
-    }
-    users
-}
-
 impl Engine {
     /// Reads a request with its plan as it is now: when the inventory or
     /// anything else behind the plan changed, the request is re-bound to
     /// the new plan (audited) and earlier approvals stop counting.
     pub async fn approval(&self, id: &str) -> Result<ApprovalRecord, ApprovalError> {
+        Ok(self.current_approval(id).await?.0)
+    }
+
+    /// [`Engine::approval`], with the run as read to check the plan while
+    /// the request is pending — a decision is checked against that same read.
+    async fn current_approval(
+        &self,
+        id: &str,
+    ) -> Result<(ApprovalRecord, Option<(Snapshot, Arc<Prepared>)>), ApprovalError> {
         loop {
             let request = self
                 .store
@@ -322,13 +317,13 @@ impl Engine {
                 .await?
                 .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
             if !request.is_pending() {
-                return Ok(request);
+                return Ok((request, None));
             }
             let (snap, prep) = self.gate_context(&request.run).await?;
             let plan = gate_plan(&prep, &snap, &request.step);
             let digest = plan_digest(&plan);
             if digest == request.plan_digest {
-                return Ok(request);
+                return Ok((request, Some((snap, prep))));
             }
             match self.replan(&snap, &request, plan, digest).await {
                 Ok(()) => continue,
@@ -384,12 +379,12 @@ impl Engine {
         ballot: &Ballot,
     ) -> Result<Standing, ApprovalError> {
         loop {
-            let request = self.approval(&ballot.request).await?;
-            if !request.is_pending() {
+            let (request, context) = self.current_approval(&ballot.request).await?;
+            let Some((snap, prep)) = context else {
                 return Err(ApprovalError::Closed {
                     status: request.status,
                 });
-            }
+            };
             if let Some(link) = &ballot.link {
                 let usable = self.store.approval_link(link).await?.is_some_and(|l| {
                     l.request == request.id
@@ -406,12 +401,8 @@ impl Engine {
                     current: request.plan_digest,
                 });
             }
-            let (snap, prep) = self.gate_context(&request.run).await?;
-            let changes = match self.ballot_changes(person, ballot, &request, &snap, &prep) {
-                Ok(changes) => changes,
-                Err(e) => return Err(e),
-            };
-            let (decision, standing) = changes;
+            let (decision, standing) =
+                self.ballot_changes(person, ballot, &request, &snap, &prep)?;
             match self
                 .store
                 .commit(
@@ -462,11 +453,7 @@ impl Engine {
                 user: person.user.clone(),
             });
         }
-        if request
-            .decisions
-            .iter()
-            .any(|d| d.user == person.user && d.plan_digest == request.plan_digest)
-        {
+        if request.decided_by(&person.user) {
             return Err(ApprovalError::AlreadyDecided {
                 user: person.user.clone(),
             });
@@ -517,7 +504,11 @@ impl Engine {
                 .approvals
                 .push(ApprovalChange::UseLink { id: link.clone() });
         }
-        let mut approved = approvers_of(request, &request.plan_digest);
+        let mut approved: Vec<String> = request
+            .approvers()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         if ballot.verdict == Verdict::Approve {
             approved.push(person.user.clone());
         }

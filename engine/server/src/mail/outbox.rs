@@ -153,7 +153,7 @@ impl Dispatcher {
                 message: request.message.clone(),
                 initiator: request.initiator.clone().unwrap_or_default(),
                 min_approvals: request.min,
-                approvals_so_far: approvals(&request),
+                approvals_so_far: request.approvals(),
                 deadline: request.deadline,
                 plan: plan_lines(&request.plan),
                 plan_digest: request.plan_digest.clone(),
@@ -246,17 +246,6 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// Distinct approvals on the current plan.
-fn approvals(request: &ApprovalRecord) -> u32 {
-    let users: BTreeSet<&str> = request
-        .decisions
-        .iter()
-        .filter(|d| d.verdict == "approve" && d.plan_digest == request.plan_digest)
-        .map(|d| d.user.as_str())
-        .collect();
-    u32::try_from(users.len()).unwrap_or(u32::MAX)
-}
-
 /// Who the current stage's approvers are, with an address: the users it
 /// names, the members of its groups, the holders of its roles — less the
 /// run's initiator where they may not approve, and people who already
@@ -274,12 +263,7 @@ fn recipients(directory: &Directory, request: &ApprovalRecord) -> Vec<(String, S
     users
         .into_iter()
         .filter(|u| request.allow_initiator || request.initiator.as_deref() != Some(u.as_str()))
-        .filter(|u| {
-            !request
-                .decisions
-                .iter()
-                .any(|d| &d.user == u && d.plan_digest == request.plan_digest)
-        })
+        .filter(|u| !request.decided_by(u))
         .filter_map(|u| {
             let email = directory.user(&u)?.email.clone()?;
             Some((u, email))
@@ -295,13 +279,7 @@ fn plan_lines(plan: &Value) -> Vec<PlanLine> {
             steps
                 .iter()
                 .map(|s| {
-                    let action = s
-                        .get("uses")
-                        .or_else(|| s.get("playbook"))
-                        .or_else(|| s.get("kind"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
+                    let action = crate::plan_step_action(s).to_string();
                     let mut devices: Vec<String> = Vec::new();
                     if let Some(Value::Array(items)) = s.get("foreach") {
                         devices.extend(items.iter().filter_map(|i| {

@@ -91,15 +91,8 @@ pub struct ApprovalView {
 
 impl From<ApprovalRecord> for ApprovalView {
     fn from(r: ApprovalRecord) -> ApprovalView {
-        let mut approvers: Vec<&str> = r
-            .decisions
-            .iter()
-            .filter(|d| d.verdict == "approve" && d.plan_digest == r.plan_digest)
-            .map(|d| d.user.as_str())
-            .collect();
-        approvers.dedup();
         ApprovalView {
-            approvals: u32::try_from(approvers.len()).unwrap_or(u32::MAX),
+            approvals: r.approvals(),
             id: r.id,
             run: r.run,
             step: r.step,
@@ -167,6 +160,16 @@ struct ListQuery {
     status: Option<String>,
     /// Only this run's.
     run: Option<String>,
+}
+
+/// What one step of a gate's plan runs, in words: its pinned action
+/// (`isolate@1`), its sub-playbook, or its kind (`wait`, `notify`).
+pub fn plan_step_action(step: &Value) -> &str {
+    step.get("uses")
+        .or_else(|| step.get("playbook"))
+        .or_else(|| step.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// The person behind a principal, as approval rules see them.

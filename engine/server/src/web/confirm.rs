@@ -89,12 +89,7 @@ pub(crate) fn plan_table(plan: &Value) -> String {
         .into_iter()
         .flatten()
     {
-        let what = step
-            .get("uses")
-            .or_else(|| step.get("playbook"))
-            .or_else(|| step.get("kind"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let what = crate::plan_step_action(step);
         let inputs = step.get("with").map(Value::to_string).unwrap_or_default();
         let items = step
             .get("foreach")
@@ -124,11 +119,7 @@ pub(crate) fn plan_table(plan: &Value) -> String {
 
 /// The request's summary and plan, shared by the mail page and the inbox.
 pub(crate) fn request_summary(request: &ApprovalRecord) -> String {
-    let approvals = request
-        .decisions
-        .iter()
-        .filter(|d| d.verdict == "approve" && d.plan_digest == request.plan_digest)
-        .count();
+    let approvals = request.approvals();
     format!(
         "<p class=\"question\">{}</p><p>Run <code>{}</code>, gate <code>{}</code>, started by {}. Approvals: {approvals} of {}. Status: <strong>{}</strong>{}.</p><h2>What approving lets happen</h2>{}<p class=\"digest\">plan digest <code>{}</code></p>",
         escape(&request.message),

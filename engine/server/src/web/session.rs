@@ -26,7 +26,6 @@ use cordon_storage::TokenStatus;
 
 use super::page::{Nav, escape, page, redirect, respond};
 use crate::auth::Principal;
-use crate::config::ApiRole;
 use crate::error::ApiError;
 use crate::mail::links::LinkKeys;
 use crate::state::AppState;
@@ -197,19 +196,7 @@ async fn open(
     if record.status(now) != TokenStatus::Active {
         return Ok(Err(Ended::TokenGone));
     }
-    let Some(entry) = state.directory.user(&record.user) else {
-        return Ok(Err(Ended::TokenGone));
-    };
-    let role: ApiRole = record.role.parse().map_err(|e: String| {
-        ApiError::internal(&format!("token {} has a bad role: {e}", record.id))
-    })?;
-    Ok(Ok(Principal {
-        user: record.user,
-        role,
-        groups: entry.groups.clone(),
-        roles: entry.roles.clone(),
-        token: record.id,
-    }))
+    Ok(state.principal_of(record)?.ok_or(Ended::TokenGone))
 }
 
 /// Where a page that needs a session sends someone without one.
