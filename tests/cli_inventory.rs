@@ -28,7 +28,7 @@ steps:
   - id: each
     foreach: {items: '${{ inventory.select(\"tag=line-3\") }}'}
     playbook: leaf@1.0.0
-    with: {device: '${{ item }}'}
+    with: {device: '${{ item.id }}'}
 ";
 
 #[test]

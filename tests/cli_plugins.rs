@@ -255,7 +255,7 @@ fn a_new_plugin_builds_signs_and_runs() {
     std::fs::copy(plugins.join("Cargo.lock"), ws.join("Cargo.lock")).expect("lock");
     let manifest = std::fs::read_to_string(plugins.join("Cargo.toml")).expect("manifest");
     let manifest = manifest.replace(
-        r#"members = ["sdk", "fixtures/*", "inspect", "actions/*"]"#,
+        r#"members = ["sdk", "fleet-kit", "fixtures/*", "inspect", "actions/*"]"#,
         r#"members = ["sdk", "actions/*"]"#,
     );
     assert!(
@@ -448,4 +448,36 @@ fn secret_inputs_never_reach_the_audit_log_in_clear() {
         "a secret reached the audit log"
     );
     assert!(log.contains("Bearer [secret]"), "{log}");
+}
+
+/// The descriptors compiled into `cordon` (for validating without loaded
+/// components) are exactly what the shipped components describe.
+#[test]
+fn shipped_descriptors_are_what_the_components_describe() {
+    let s = Scratch::new();
+    for name in [
+        "isolate",
+        "revoke-cert",
+        "rollback-firmware",
+        "restore-device",
+        "wait-for",
+        "check-health",
+        "http-request",
+    ] {
+        let path = dist(name);
+        let inspect = s.cordon(&["plugin", "inspect", path.to_str().expect("utf-8"), "--json"]);
+        assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+        let described: serde_json::Value =
+            serde_json::from_slice(&inspect.stdout).expect("inspect JSON");
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plugins/descriptors")
+            .join(format!("{name}.json"));
+        let shipped: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("descriptor"))
+                .expect("descriptor JSON");
+        assert_eq!(
+            described["descriptor"], shipped,
+            "{name}: regenerate plugins/descriptors/{name}.json from `cordon plugin inspect --json`"
+        );
+    }
 }

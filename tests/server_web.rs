@@ -44,7 +44,7 @@ steps:
     needs: [approve]
     foreach: {items: '${{ inventory.select(\"tag=\" + inputs.line) }}'}
     playbook: settle@1.0.0
-    with: {device: '${{ item }}'}
+    with: {device: '${{ item.id }}'}
 ";
 
 /// A playbook with a secret input.

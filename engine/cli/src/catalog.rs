@@ -8,8 +8,10 @@ use anyhow::Context as _;
 use cordon_playbook::{PlaybookIndex, PluginDescriptor};
 
 /// The descriptors of the plugins shipped in `plugins/`, compiled in so the
-/// binary validates from any directory. A loaded signed component's own
-/// `describe` replaces the entry of the same name and version.
+/// binary validates from any directory. Each file is exactly what its
+/// component's `describe` returns (a test of `cli_plugins` checks it), and a
+/// loaded signed component's own `describe` replaces the entry of the same
+/// name and version.
 const BUILTIN: &[(&str, &str)] = &[
     (
         "check-health.json",
@@ -34,6 +36,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "rollback-firmware.json",
         include_str!("../../../plugins/descriptors/rollback-firmware.json"),
+    ),
+    (
+        "wait-for.json",
+        include_str!("../../../plugins/descriptors/wait-for.json"),
     ),
 ];
 

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
-use cordon_runtime::evaluate::Inventory as _;
 use cordon_runtime::inventory::StoredInventory;
 use cordon_storage::{DeviceRecord, NewEvent, device_problems};
 use serde::Deserialize;
@@ -73,7 +72,7 @@ pub fn run(command: &InventoryCommand, out: &mut Output) -> anyhow::Result<u8> {
             let devices = match select {
                 Some(selector) => {
                     let ids = StoredInventory::new(devices.clone())
-                        .select(selector)
+                        .ids(selector)
                         .map_err(|e| anyhow!("--select `{selector}`: {e}"))?;
                     devices
                         .into_iter()

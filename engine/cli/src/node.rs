@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cordon_notify::{Mailer, NotifyingExecutor};
+use cordon_notify::{Mailer, NotifyingExecutor, Recipients};
 use cordon_runtime::attempt_state::{AttemptError, ErrorKind};
 use cordon_runtime::executor::{Action, BoxFuture, Executor, StepCall};
 use cordon_runtime::{Engine, SystemClock};
@@ -77,15 +77,22 @@ pub fn default_node_name(role: &str) -> String {
 }
 
 /// The mailer of the configuration's `smtp:` section, if it has one,
-/// checked now: a node that cannot send mail says so before it runs.
-fn mailer(catalog: &CatalogArgs) -> anyhow::Result<Option<Arc<Mailer>>> {
+/// checked now: a node that cannot send mail says so before it runs; with
+/// the configured users' groups and roles as `notify.to` can name them.
+fn mailer(catalog: &CatalogArgs) -> anyhow::Result<Option<(Arc<Mailer>, Recipients)>> {
     let config = Config::read(catalog.config.as_deref())?;
+    let mut recipients = Recipients::default();
+    for (_, user) in config.users.users() {
+        if let Some(email) = &user.email {
+            recipients.add_person(email, &user.roles, &user.groups);
+        }
+    }
     config
         .smtp
         .as_ref()
         .map(|smtp| {
             Mailer::new(smtp)
-                .map(Arc::new)
+                .map(|mailer| (Arc::new(mailer), recipients))
                 .map_err(|e| anyhow::anyhow!("error[{}]: {e}", e.code()))
         })
         .transpose()
@@ -93,14 +100,19 @@ fn mailer(catalog: &CatalogArgs) -> anyhow::Result<Option<Arc<Mailer>>> {
 
 /// The executor of this node: the plugin sandbox if any component loaded,
 /// wrapped by the mailer (for `notify` steps) if one is configured.
-fn executor(plugins: Option<Arc<dyn Executor>>, mailer: Option<Arc<Mailer>>) -> Arc<dyn Executor> {
+fn executor(
+    plugins: Option<Arc<dyn Executor>>,
+    mailer: Option<(Arc<Mailer>, Recipients)>,
+) -> Arc<dyn Executor> {
     #[cfg(feature = "crash-harness")]
     if let Some(ledger) = crate::harness::Ledger::from_env() {
         return Arc::new(ledger);
     }
     let inner = plugins.unwrap_or_else(|| Arc::new(NoPluginHost));
     match mailer {
-        Some(mailer) => Arc::new(NotifyingExecutor::new(mailer, inner)),
+        Some((mailer, recipients)) => {
+            Arc::new(NotifyingExecutor::new(mailer, inner).with_recipients(recipients))
+        }
         None => inner,
     }
 }

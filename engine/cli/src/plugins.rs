@@ -14,7 +14,6 @@ use cordon_plugin_host::{
     AuditSink, ConnectionHub, ConnectionsConfig, DeviceDirectory, MemoryFloors, Outcome,
     PluginExecutor, PluginFile, ReleaseFloors, Sandbox, SandboxConfig, ScratchStore, Services,
 };
-use cordon_runtime::evaluate::Inventory as _;
 use cordon_runtime::executor::{BoxFuture, Executor, StepCall};
 use cordon_runtime::inventory::StoredInventory;
 use cordon_storage::{NewEvent, Store};
@@ -314,7 +313,7 @@ impl DeviceDirectory for StoreDirectory {
         let store = self.0.clone();
         Box::pin(async move {
             let devices = store.devices().await.map_err(|e| e.to_string())?;
-            Ok(StoredInventory::new(devices).select(&selector))
+            Ok(StoredInventory::new(devices).ids(&selector))
         })
     }
 }

@@ -15,10 +15,11 @@ pub(crate) fn mailbox(text: &str) -> Result<Mailbox, String> {
     }
     let trimmed = text.trim();
     if let Some((kind @ ("group" | "role"), _)) = trimmed.split_once(':') {
-        // SPEC §3.1 lets `notify.to` name groups and roles; nothing maps
-        // them to addresses yet, and guessing would mail the wrong people.
+        // SPEC §3.1 lets `notify.to` name groups and roles; the executor
+        // expands them through the configured users (`Recipients`) before
+        // a mail is built, so one that reaches here names nobody known.
         return Err(format!(
-            "a {kind} cannot be resolved to email addresses yet; name the addresses"
+            "a {kind} is not an address; it must name a {kind} of the configured users"
         ));
     }
     trimmed.parse::<Mailbox>().map_err(|e| e.to_string())
@@ -57,8 +58,8 @@ mod tests {
             ("a@example.org\r\nBcc: evil@example.org", "line break"),
             ("a@example.org\nX: y", "line break"),
             ("a@exa\u{0}mple.org", "control character"),
-            ("group:oncall", "group cannot be resolved"),
-            ("role:security-lead", "role cannot be resolved"),
+            ("group:oncall", "is not an address"),
+            ("role:security-lead", "is not an address"),
             ("not an address", ""),
             ("", ""),
         ] {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::MailError;
 use crate::mailer::{Mail, Mailer};
+use crate::recipients::Recipients;
 use crate::templates::{NotifyMail, notify_step};
 
 /// An executor that sends `notify:` steps' mail through a [`Mailer`] and
@@ -18,21 +19,45 @@ use crate::templates::{NotifyMail, notify_step};
 pub struct NotifyingExecutor {
     mailer: Arc<Mailer>,
     inner: Arc<dyn Executor>,
+    recipients: Recipients,
 }
 
 impl NotifyingExecutor {
     /// Sends notify steps through `mailer`; `inner` performs the rest.
     pub fn new(mailer: Arc<Mailer>, inner: Arc<dyn Executor>) -> NotifyingExecutor {
-        NotifyingExecutor { mailer, inner }
+        NotifyingExecutor {
+            mailer,
+            inner,
+            recipients: Recipients::default(),
+        }
+    }
+
+    /// Resolves `group:` and `role:` recipients through `recipients`.
+    pub fn with_recipients(mut self, recipients: Recipients) -> NotifyingExecutor {
+        self.recipients = recipients;
+        self
     }
 }
 
 /// The step's rendered fields as the template's data, with the values of
 /// the run's secret inputs replaced: a secret does not leave by mail any
 /// more than it reaches the audit log.
-fn notify_mail(call: &StepCall) -> Result<NotifyMail, MailError> {
+fn notify_mail(call: &StepCall, directory: &Recipients) -> Result<NotifyMail, MailError> {
     let inputs = &call.inputs;
-    let to = recipients(inputs.get("to"))?;
+    let mut to = Vec::new();
+    for recipient in recipients(inputs.get("to"))? {
+        let expanded = directory
+            .expand(&recipient)
+            .map_err(|reason| MailError::BadAddress {
+                address: recipient.clone(),
+                reason,
+            })?;
+        for address in expanded {
+            if !to.contains(&address) {
+                to.push(address);
+            }
+        }
+    }
     let subject = match inputs.get("subject") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => {
@@ -135,10 +160,11 @@ impl Executor for NotifyingExecutor {
             return self.inner.execute(call);
         }
         let mailer = self.mailer.clone();
+        let mail = notify_mail(&call, &self.recipients)
+            .map(|data| notify_step(&data))
+            .map_err(|e| attempt_error(&e));
         Box::pin(async move {
-            let mail = notify_mail(&call)
-                .map(|data| notify_step(&data))
-                .map_err(|e| attempt_error(&e))?;
+            let mail = mail?;
             if call.dry_run {
                 // Checked as a send would be (addresses, subject), never sent.
                 mailer.check(&mail).map_err(|e| attempt_error(&e))?;

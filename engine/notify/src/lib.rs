@@ -19,6 +19,7 @@ mod config;
 mod error;
 mod executor;
 mod mailer;
+mod recipients;
 mod secret;
 pub mod templates;
 
@@ -26,4 +27,5 @@ pub use config::{ConfigError, SmtpConfig, TlsMode};
 pub use error::MailError;
 pub use executor::NotifyingExecutor;
 pub use mailer::{Mail, Mailer, MessageId};
+pub use recipients::Recipients;
 pub use secret::Secret;

@@ -20,15 +20,18 @@ pub struct Scope {
     pub trigger: Value,
     /// `item`, inside one item of a `foreach`.
     pub item: Option<Value>,
+    /// `alert`, in a webhook binding's `when:` and `inputs` (one alert of a delivery).
+    pub alert: Option<Value>,
     /// `inventory.select("…")`, when the run's inventory was loaded.
     pub inventory: Option<Arc<dyn Inventory>>,
 }
 
 /// The asset inventory as expressions see it.
 pub trait Inventory: std::fmt::Debug + Send + Sync {
-    /// The ids of the devices a selector (`tag=line-3,criticality>=high`)
-    /// picks, in id order; an error says why the selector is wrong.
-    fn select(&self, selector: &str) -> Result<Vec<String>, String>;
+    /// The records of the devices a selector (`tag=line-3,criticality>=high`)
+    /// picks, in id order: JSON objects with at least `id` (SPEC §3.1 writes
+    /// `item.id`); an error says why the selector is wrong.
+    fn select(&self, selector: &str) -> Result<Vec<Value>, String>;
 }
 
 /// Why an expression could not be evaluated.
@@ -69,6 +72,9 @@ impl Scope {
         if let Some(item) = &self.item {
             bind(&mut context, "item", item)?;
         }
+        if let Some(alert) = &self.alert {
+            bind(&mut context, "alert", alert)?;
+        }
         if let Some(inventory) = &self.inventory {
             bind(&mut context, "inventory", &Value::Object(Map::new()))?;
             let inventory = inventory.clone();
@@ -79,12 +85,8 @@ impl Scope {
                           cel::extractors::This(_): cel::extractors::This<cel::Value>,
                           selector: Arc<String>|
                           -> cel::ResolveResult {
-                        let ids = inventory.select(&selector).map_err(|e| ftx.error(e))?;
-                        Ok(cel::Value::List(Arc::new(
-                            ids.into_iter()
-                                .map(|id| cel::Value::String(Arc::new(id)))
-                                .collect(),
-                        )))
+                        let devices = inventory.select(&selector).map_err(|e| ftx.error(e))?;
+                        cel::to_value(devices).map_err(|e| ftx.error(e.to_string()))
                     },
                 )
                 .map_err(|e| fail(source, e))?;
@@ -167,6 +169,7 @@ mod tests {
             run: json!({"id": "r1", "dry_run": false}),
             trigger: json!({"kind": "manual"}),
             item: Some(json!({"id": "plc-9"})),
+            alert: None,
             inventory: None,
         }
     }

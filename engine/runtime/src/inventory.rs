@@ -4,6 +4,8 @@
 use cordon_playbook::expr::{Criticality, Selector, SelectorField, SelectorOp, SelectorTerm};
 use cordon_storage::DeviceRecord;
 
+use serde_json::{Value, json};
+
 use crate::evaluate::Inventory;
 
 /// A snapshot of the stored inventory, taken when a fan-out resolves its
@@ -20,18 +22,50 @@ impl StoredInventory {
     }
 }
 
-impl Inventory for StoredInventory {
-    fn select(&self, selector: &str) -> Result<Vec<String>, String> {
+impl StoredInventory {
+    /// The devices a selector picks, in id order; an error says why the
+    /// selector is wrong.
+    pub fn matching(&self, selector: &str) -> Result<Vec<&DeviceRecord>, String> {
         let selector: Selector = selector.parse().map_err(|e| format!("{e}"))?;
-        let mut ids: Vec<String> = self
+        let mut picked: Vec<&DeviceRecord> = self
             .devices
             .iter()
             .filter(|d| selector.terms.iter().all(|t| holds(t, d)))
-            .map(|d| d.id.clone())
             .collect();
-        ids.sort();
-        Ok(ids)
+        picked.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(picked)
     }
+
+    /// The ids of the devices a selector picks, in order.
+    pub fn ids(&self, selector: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .matching(selector)?
+            .into_iter()
+            .map(|d| d.id.clone())
+            .collect())
+    }
+}
+
+impl Inventory for StoredInventory {
+    fn select(&self, selector: &str) -> Result<Vec<Value>, String> {
+        Ok(self.matching(selector)?.into_iter().map(record).collect())
+    }
+}
+
+/// A device as expressions see it: the inventory's fields, under the names
+/// of the import format (`type`, not `device_type`).
+fn record(device: &DeviceRecord) -> Value {
+    json!({
+        "id": device.id,
+        "type": device.device_type,
+        "site": device.site,
+        "tags": device.tags,
+        "criticality": device.criticality,
+        "firmware": device.firmware,
+        "cert_serial": device.cert_serial,
+        "owner": device.owner,
+        "drill": device.drill,
+    })
 }
 
 /// Whether one term holds for a device.
@@ -99,7 +133,13 @@ mod tests {
             device("plc-1", "plant-a", &["line-3", "canary"], "low"),
             device("plc-3", "plant-b", &["line-4"], "critical"),
         ]);
-        let pick = |s: &str| inventory.select(s).expect(s);
+        let pick = |s: &str| -> Vec<String> {
+            let records = inventory.select(s).expect(s);
+            records
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_string())
+                .collect()
+        };
         assert_eq!(pick("tag=line-3"), ["plc-1", "plc-2"], "sorted by id");
         assert_eq!(pick("tag=line-3,criticality>=high"), ["plc-2"]);
         assert_eq!(pick("criticality>high"), ["plc-3"]);
@@ -108,6 +148,10 @@ mod tests {
         assert_eq!(pick("tag!=canary,site=plant-a"), ["plc-2"]);
         assert_eq!(pick("*").len(), 3);
         assert!(pick("site=nowhere").is_empty());
+        let record = &inventory.select("id=plc-3").expect("select")[0];
+        assert_eq!(record["type"], "plc");
+        assert_eq!(record["tags"], json!(["line-4"]));
+        assert_eq!(record["criticality"], "critical");
         assert!(inventory.select("colour=red").is_err());
     }
 }

@@ -37,7 +37,7 @@ steps:
     needs: [approve]
     foreach: {items: '${{ inventory.select("tag=" + inputs.line) }}'}
     uses: rollback-firmware@1
-    with: {device: '${{ item }}', image: safe-2.4.1}
+    with: {device: '${{ item.id }}', image: safe-2.4.1}
 "#;
 
 fn person(user: &str, roles: &[&str], groups: &[&str]) -> Person {

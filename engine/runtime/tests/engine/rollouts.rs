@@ -169,7 +169,7 @@ steps:
       items: '${{ inventory.select("tag=" + inputs.line + ",criticality>=high") }}'
       concurrency: 2
     uses: check-health@1
-    with: {device: '${{ item }}'}
+    with: {device: '${{ item.id }}'}
 "#;
 
 fn device(id: &str, tags: &[&str], criticality: &str) -> DeviceRecord {

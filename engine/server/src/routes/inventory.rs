@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use cordon_runtime::evaluate::Inventory as _;
 use cordon_runtime::inventory::StoredInventory;
 use cordon_storage::{DeviceRecord, NewEvent, device_problems};
 use serde::Deserialize;
@@ -49,7 +48,7 @@ async fn list(
         None => devices,
         Some(selector) => {
             let ids = StoredInventory::new(devices.clone())
-                .select(selector)
+                .ids(selector)
                 .map_err(|e| {
                     ApiError::new(ErrorCode::InvalidSelector, format!("`{selector}`: {e}"))
                 })?;
