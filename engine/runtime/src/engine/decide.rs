@@ -145,6 +145,7 @@ pub(crate) fn scope(snap: &Snapshot) -> Scope {
         run: json!({"id": snap.record.id, "playbook": snap.record.playbook, "version": snap.record.version, "dry_run": snap.record.dry_run, "drill": snap.record.drill}),
         trigger: snap.record.trigger.clone(),
         item: None,
+        alert: None,
         inventory: snap.inventory.clone(),
     }
 }
