@@ -18,6 +18,8 @@
 //! users:
 //!   alice: {email: alice@example.net, roles: [responder, security-lead], groups: [security]}
 //! smtp: {host: smtp.example.org, tls: starttls, username: cordon, password_env: CORDON_SMTP_PASSWORD, from: "Cordon <cordon@example.org>"}
+//! webhooks:
+//!   alertmanager: {format: alertmanager, auth: {bearer: {token_env: CORDON_AM_TOKEN}}, rate_limit: {rate_per_sec: 20, burst: 40}}
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +50,10 @@ pub struct Config {
     /// fail, saying so.
     #[serde(default)]
     pub smtp: Option<cordon_notify::SmtpConfig>,
+    /// Monitoring sources that may `POST /hooks/<name>` (`cordon serve`):
+    /// format, authentication, rate and body limits.
+    #[serde(default)]
+    pub webhooks: cordon_server::WebhooksConfig,
 }
 
 /// The plugin sandbox's part.

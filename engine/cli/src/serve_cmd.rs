@@ -32,6 +32,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<u8> {
     if let Some(url) = &args.public_url {
         server.public_url = Some(url.clone());
     }
+    // Secrets come from the file or the environment, read once; a source
+    // that cannot authenticate stops the start rather than accept anyone.
+    let webhooks =
+        cordon_server::Webhooks::from_config(&config.webhooks, &|var| std::env::var(var).ok())
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     if config.users.is_empty() {
         tracing::warn!("no `users:` in the configuration: every API token will be refused");
     }
@@ -53,6 +58,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<u8> {
             config: Arc::new(server),
             catalog: Arc::new(node.catalog.clone()),
             links: Some(Arc::new(crate::link_key::load()?)),
+            webhooks: Arc::new(webhooks),
         };
         // Mail goes out from the outbox when an `smtp:` section is configured;
         // without one, approvals are decided through the API, CLI and web page.

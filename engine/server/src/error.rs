@@ -106,6 +106,14 @@ error_codes! {
     InvalidApprovalInput = "invalid_approval_input", UNPROCESSABLE_ENTITY;
     /// The mailed link is spent or expired.
     LinkSpent = "link_spent", GONE;
+    /// `POST /hooks/{source}` names no configured webhook source.
+    UnknownWebhookSource = "unknown_webhook_source", NOT_FOUND;
+    /// The webhook delivery is not authenticated as its source: no or wrong credentials, a forged, stale or replayed signature (`details.reason`). Nothing was started.
+    WebhookUnauthorized = "webhook_unauthorized", UNAUTHORIZED;
+    /// The webhook body is not a payload of the source's format (the message says where).
+    InvalidWebhookPayload = "invalid_webhook_payload", BAD_REQUEST;
+    /// The webhook source is over its rate limit; `Retry-After` says when to retry.
+    WebhookRateLimited = "webhook_rate_limited", TOO_MANY_REQUESTS;
     /// The database is unreachable or migrations are pending.
     NotReady = "not_ready", SERVICE_UNAVAILABLE;
     /// The database failed in a way that may pass: retry.
@@ -175,7 +183,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: say how to authenticate; a presented token that failed is `invalid_token`.
-            let challenge = if self.code == ErrorCode::Unauthenticated {
+            let challenge = if matches!(
+                self.code,
+                ErrorCode::Unauthenticated | ErrorCode::WebhookUnauthorized
+            ) {
                 "Bearer realm=\"cordon\""
             } else {
                 "Bearer realm=\"cordon\", error=\"invalid_token\""

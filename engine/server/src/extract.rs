@@ -43,7 +43,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The whole body, or 413 when it is (or says it is) over `limit`.
-async fn body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::BodyTooLarge,

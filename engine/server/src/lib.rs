@@ -7,11 +7,15 @@
 //! ([`config::Permission`]); errors are `{code, message, details}` with
 //! stable codes ([`error`]); request bodies are size-limited and strictly
 //! typed ([`extract`]); `GET /openapi.json` describes it all ([`openapi`]).
+//! Monitoring systems deliver alerts to `POST /hooks/{source}` ([`hooks`]),
+//! outside `/api/v1`: each source authenticates by its own configured
+//! scheme (bearer, basic or an HMAC signature), never by an API token.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod mail;
 pub mod openapi;
 pub mod publishing;
@@ -36,6 +40,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{Authorized, Principal, permits};
 pub use config::{ApiRole, Directory, Permission, ServerConfig, UserEntry};
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use hooks::Webhooks;
+pub use hooks::config::WebhooksConfig;
 pub use publishing::Catalog;
 pub use routes::approvals::{
     ApprovalView, DecideBody, DecisionOutcome, DecisionView, plan_step_action,
@@ -58,8 +64,9 @@ pub fn app_and_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 /// unknown routes and methods, request ids, request logs without headers.
 pub fn app(state: AppState) -> Router {
     let pages = web::router().with_state(state.clone());
+    let hooks = routes::hooks::router().with_state(state.clone());
     let (api, openapi) = app_and_openapi(state);
-    let api = api.merge(pages);
+    let api = api.merge(pages).merge(hooks);
     let document: Arc<str> = openapi
         .to_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

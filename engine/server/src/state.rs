@@ -25,4 +25,6 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// The key that signs mailed one-time approval links (`None`: no mailed links).
     pub links: Option<Arc<crate::mail::links::LinkKeys>>,
+    /// The monitoring sources allowed to `POST /hooks/{source}`.
+    pub webhooks: Arc<crate::hooks::Webhooks>,
 }

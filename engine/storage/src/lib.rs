@@ -23,6 +23,7 @@ mod sql;
 pub mod testing;
 mod tokens;
 mod versions;
+mod webhooks;
 
 pub use approvals::{
     ApprovalChange, ApprovalFilter, ApprovalRecord, DecisionRecord, NewApprovalRequest, NewDecision,
@@ -44,3 +45,4 @@ pub use tokens::{
 pub use versions::{
     NewVersion, PlaybookSummary, PluginPin, PublishOutcome, StoredVersion, VersionSummary,
 };
+pub use webhooks::{DeliveryOutcome, DeliveryRecord, NewDelivery, delivery_key};

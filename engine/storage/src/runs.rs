@@ -163,90 +163,7 @@ impl Store {
     /// version is not published or the id is taken.
     pub async fn create_run(&self, new: NewRun) -> Result<RunRecord, StorageError> {
         let txn = self.begin_write().await?;
-        if let Some(concurrency) = &new.concurrency {
-            crate::concurrency::check_start(&txn, concurrency).await?;
-        }
-        let version = playbook_version::Entity::find()
-            .filter(playbook_version::Column::Name.eq(&new.playbook))
-            .filter(playbook_version::Column::Version.eq(&new.version))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| {
-                StorageError::NotFound(format!("playbook version {}@{}", new.playbook, new.version))
-            })?;
-        run::ActiveModel {
-            id: Set(new.id.clone()),
-            version_id: Set(version.id),
-            playbook_name: Set(new.playbook.clone()),
-            playbook_version: Set(new.version.clone()),
-            digest: Set(version.digest.clone()),
-            status: Set(new.state.status.clone()),
-            state: Set(json(&new.state.state)?),
-            inputs: Set(json(&new.inputs)?),
-            trigger: Set(json(&new.trigger)?),
-            dry_run: Set(new.dry_run),
-            drill: Set(new.drill),
-            concurrency_key: Set(new.concurrency.as_ref().map(|c| c.key.clone())),
-            revision: Set(1),
-            created_at: Set(new.now),
-            updated_at: Set(new.now),
-        }
-        .insert(&txn)
-        .await?;
-        insert_steps(
-            &txn,
-            &new.id,
-            new.steps
-                .iter()
-                .map(|(key, state)| (key.as_str(), state, new.outputs.get(key))),
-            new.now,
-        )
-        .await?;
-        let actor = new
-            .trigger
-            .get("by")
-            .and_then(Value::as_str)
-            .map_or_else(|| "engine".to_string(), |by| format!("user:{by}"));
-        let secrets: Vec<String> = new
-            .secret_inputs
-            .iter()
-            .filter_map(|name| {
-                new.inputs
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .collect();
-        let inputs: BTreeMap<&String, Value> = new
-            .inputs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    if new.secret_inputs.contains(k) {
-                        Value::from("[secret]")
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect();
-        let mut created = crate::audit::NewEvent {
-            actor,
-            kind: "run.created".into(),
-            run: Some(new.id.clone()),
-            step: None,
-            device: new
-                .inputs
-                .get("device")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            data: serde_json::json!({
-                "playbook": new.playbook, "version": new.version, "digest": version.digest,
-                "inputs": inputs, "trigger": new.trigger, "dry_run": new.dry_run, "drill": new.drill,
-            }),
-        };
-        crate::audit::redact(&mut created.data, &secrets);
+        let created = insert_run(&txn, &new).await?;
         crate::audit::append(&txn, self.backend(), &[created], new.now).await?;
         fail::fail_point!("store.create_run.before");
         txn.commit().await?;
@@ -255,7 +172,103 @@ impl Store {
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("run {} vanished after commit", new.id)))
     }
+}
 
+/// Writes a run and its steps inside `txn` (after its concurrency check)
+/// and returns its `run.created` event, for the caller to append with
+/// whatever else commits with it.
+pub(crate) async fn insert_run(
+    txn: &sea_orm::DatabaseTransaction,
+    new: &NewRun,
+) -> Result<crate::audit::NewEvent, StorageError> {
+    if let Some(concurrency) = &new.concurrency {
+        crate::concurrency::check_start(txn, concurrency).await?;
+    }
+    let version = playbook_version::Entity::find()
+        .filter(playbook_version::Column::Name.eq(&new.playbook))
+        .filter(playbook_version::Column::Version.eq(&new.version))
+        .one(txn)
+        .await?
+        .ok_or_else(|| {
+            StorageError::NotFound(format!("playbook version {}@{}", new.playbook, new.version))
+        })?;
+    run::ActiveModel {
+        id: Set(new.id.clone()),
+        version_id: Set(version.id),
+        playbook_name: Set(new.playbook.clone()),
+        playbook_version: Set(new.version.clone()),
+        digest: Set(version.digest.clone()),
+        status: Set(new.state.status.clone()),
+        state: Set(json(&new.state.state)?),
+        inputs: Set(json(&new.inputs)?),
+        trigger: Set(json(&new.trigger)?),
+        dry_run: Set(new.dry_run),
+        drill: Set(new.drill),
+        concurrency_key: Set(new.concurrency.as_ref().map(|c| c.key.clone())),
+        revision: Set(1),
+        created_at: Set(new.now),
+        updated_at: Set(new.now),
+    }
+    .insert(txn)
+    .await?;
+    insert_steps(
+        txn,
+        &new.id,
+        new.steps
+            .iter()
+            .map(|(key, state)| (key.as_str(), state, new.outputs.get(key))),
+        new.now,
+    )
+    .await?;
+    let actor = new
+        .trigger
+        .get("by")
+        .and_then(Value::as_str)
+        .map_or_else(|| "engine".to_string(), |by| format!("user:{by}"));
+    let secrets: Vec<String> = new
+        .secret_inputs
+        .iter()
+        .filter_map(|name| {
+            new.inputs
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    let inputs: BTreeMap<&String, Value> = new
+        .inputs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k,
+                if new.secret_inputs.contains(k) {
+                    Value::from("[secret]")
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect();
+    let mut created = crate::audit::NewEvent {
+        actor,
+        kind: "run.created".into(),
+        run: Some(new.id.clone()),
+        step: None,
+        device: new
+            .inputs
+            .get("device")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        data: serde_json::json!({
+            "playbook": new.playbook, "version": new.version, "digest": version.digest,
+            "inputs": inputs, "trigger": new.trigger, "dry_run": new.dry_run, "drill": new.drill,
+        }),
+    };
+    crate::audit::redact(&mut created.data, &secrets);
+    Ok(created)
+}
+
+impl Store {
     /// A run with its steps.
     pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, StorageError> {
         let Some(row) = run::Entity::find_by_id(id.to_string())

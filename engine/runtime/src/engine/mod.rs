@@ -274,12 +274,51 @@ impl Engine {
         Ok(id)
     }
 
+    /// Starts a run for a monitoring webhook's delivery: the delivery's
+    /// record and the run commit in one transaction, so a repeat of the
+    /// delivery (same key, in storage) starts nothing, and a crash leaves
+    /// both or neither. `DeliveryOutcome::Repeat` names the run the first
+    /// delivery started; nothing else is written then but its audit event.
+    pub async fn start_run_for_delivery(
+        &self,
+        id: &str,
+        request: RunRequest,
+        delivery: &cordon_storage::NewDelivery,
+    ) -> Result<cordon_storage::DeliveryOutcome, StartError> {
+        let (new, playbook) = self.new_run(id, request).await?;
+        let outcome = self
+            .store
+            .create_run_for_delivery(new, delivery)
+            .await
+            .map_err(|e| match e {
+                StorageError::AtCapacity { key, limit } => StartError::AtCapacity { key, limit },
+                other => StartError::Storage(other),
+            })?;
+        if outcome == cordon_storage::DeliveryOutcome::New {
+            tracing::info!(run = %id, %playbook, "run queued by a webhook");
+            self.wake_work();
+        }
+        Ok(outcome)
+    }
+
     /// [`Engine::start_run`] with a given id (a child run's is derived from its parent).
     pub(crate) async fn create_run_with_id(
         &self,
         id: &str,
         request: RunRequest,
     ) -> Result<(), StartError> {
+        let (new, playbook) = self.new_run(id, request).await?;
+        self.store.create_run(new).await.map_err(|e| match e {
+            StorageError::AtCapacity { key, limit } => StartError::AtCapacity { key, limit },
+            other => StartError::Storage(other),
+        })?;
+        tracing::info!(run = %id, %playbook, "run queued");
+        Ok(())
+    }
+
+    /// The run `request` asks for, checked (version, inputs, concurrency
+    /// key) but not written; with the playbook's name for the log.
+    async fn new_run(&self, id: &str, request: RunRequest) -> Result<(NewRun, String), StartError> {
         let version = match &request.version {
             Some(v) => self.store.version(&request.playbook, v).await?,
             None => self.store.latest(&request.playbook).await?,
@@ -303,34 +342,28 @@ impl Engine {
         let now = self.clock.now();
         let queued = RunState::Queued { queued_at: now };
         let pending = StepState::Pending;
-        self.store
-            .create_run(NewRun {
-                id: id.to_string(),
-                playbook: version.name.clone(),
-                version: version.version.clone(),
-                inputs,
-                trigger: request.trigger,
-                dry_run: request.dry_run,
-                drill: false,
-                state: stored(queued.status().as_str(), &queued),
-                steps: version
-                    .playbook
-                    .steps
-                    .iter()
-                    .map(|s| (s.id.clone(), stored(pending.status().as_str(), &pending)))
-                    .collect(),
-                outputs: BTreeMap::new(),
-                now,
-                concurrency,
-                secret_inputs: secret_inputs(&version.playbook),
-            })
-            .await
-            .map_err(|e| match e {
-                StorageError::AtCapacity { key, limit } => StartError::AtCapacity { key, limit },
-                other => StartError::Storage(other),
-            })?;
-        tracing::info!(run = %id, playbook = %request.playbook, "run queued");
-        Ok(())
+        let playbook = request.playbook.clone();
+        let new = NewRun {
+            id: id.to_string(),
+            playbook: version.name.clone(),
+            version: version.version.clone(),
+            inputs,
+            trigger: request.trigger,
+            dry_run: request.dry_run,
+            drill: false,
+            state: stored(queued.status().as_str(), &queued),
+            steps: version
+                .playbook
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), stored(pending.status().as_str(), &pending)))
+                .collect(),
+            outputs: BTreeMap::new(),
+            now,
+            concurrency,
+            secret_inputs: secret_inputs(&version.playbook),
+        };
+        Ok((new, playbook))
     }
 
     /// The plan of the version a run pinned, validated again against the

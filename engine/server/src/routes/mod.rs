@@ -8,6 +8,7 @@
 
 pub(crate) mod approvals;
 mod health;
+pub(crate) mod hooks;
 mod inventory;
 mod playbooks;
 mod runs;

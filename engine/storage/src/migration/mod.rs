@@ -9,6 +9,7 @@ mod m0004_plugin_state;
 mod m0005_audit;
 mod m0006_approvals;
 mod m0007_api_tokens;
+mod m0008_webhooks;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_audit::Migration),
             Box::new(m0006_approvals::Migration),
             Box::new(m0007_api_tokens::Migration),
+            Box::new(m0008_webhooks::Migration),
         ]
     }
 }
