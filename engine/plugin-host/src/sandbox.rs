@@ -138,8 +138,45 @@ impl Sandbox {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
-        linker.define_unknown_imports_as_traps(component)?;
+        self.trap_cordon_imports(&mut linker, component)?;
         Ok(linker)
+    }
+
+    /// Defines every function of every `cordon:plugin` interface the
+    /// component imports as one that traps.
+    ///
+    /// Not `Linker::define_unknown_imports_as_traps`: it looks names up
+    /// exactly, so a WASI import of another patch version (`@0.2.6` against
+    /// the host's `@0.2.12`) counts as unknown and is replaced by traps too.
+    /// Then a `describe` that merely builds a `HashMap` (std seeds its hasher
+    /// through `wasi:random/insecure-seed`) trapped, although WASI is linked.
+    fn trap_cordon_imports(
+        &self,
+        linker: &mut Linker<HostState>,
+        component: &Component,
+    ) -> wasmtime::Result<()> {
+        use wasmtime::component::types::ComponentItem;
+        let ty = component.component_type();
+        for (name, item) in ty.imports(&self.engine) {
+            if !name.starts_with("cordon:plugin/") || name.starts_with("cordon:plugin/types@") {
+                continue;
+            }
+            let ComponentItem::ComponentInstance(instance) = item.ty else {
+                continue;
+            };
+            let mut stubs = linker.instance(name)?;
+            for (function, export) in instance.exports(&self.engine) {
+                if let ComponentItem::ComponentFunc(_) = export.ty {
+                    let called = format!("{name}#{function}");
+                    stubs.func_new(function, move |_, _, _, _| {
+                        wasmtime::bail!(
+                            "`{called}` called from `describe`, which must call no import"
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn base_linker(&self) -> wasmtime::Result<Linker<HostState>> {

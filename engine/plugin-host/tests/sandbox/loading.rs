@@ -36,6 +36,25 @@ async fn a_signed_plugin_loads_describes_itself_and_runs() {
     assert_eq!(undone.result, Ok(serde_json::Value::Null));
 }
 
+/// `describe` runs with WASI linked (only Cordon's imports trap), also for
+/// WASI imports of another patch version than the host's: a component whose
+/// schemas use a `HashMap` seeds std's hasher through
+/// `wasi:random/insecure-seed@0.2.6`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_describe_that_seeds_a_hasher_loads() {
+    let sandbox = sandbox(limits(), Grants::none());
+    let seeded = load(&sandbox, "fixture-seeded-describe", &[]).await;
+    assert_eq!(seeded.descriptor.name, "fixture-seeded-describe");
+    assert_eq!(
+        seeded.descriptor.input_schema["properties"]["message"]["x-kinds"],
+        1
+    );
+    let outcome = sandbox
+        .execute(&seeded, invocation(json!({"message": "hi"})))
+        .await;
+    assert_eq!(outcome.result, Ok(json!({"message": "hi"})));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_signature_problem_is_refused_with_its_own_code() {
     let floors = MemoryFloors::default();
